@@ -1,0 +1,65 @@
+// The rules compiler: TOML rule files (format version 1) to a RuleTable.
+//
+// All errors of a file are collected, each with its position; a file with any
+// error yields no table, so a caller can never apply half a file.
+#pragma once
+
+#include "classify/rule.hpp"
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace portwall {
+
+struct SourcePosition {
+    std::string file;
+    std::uint32_t line = 0; // 1-based; 0 when unknown
+    std::uint32_t column = 0;
+};
+
+struct Diagnostic {
+    enum class Severity : std::uint8_t { error, warning, note };
+
+    Severity severity = Severity::error;
+    SourcePosition position;
+    std::string message;
+    // Related places (the earlier duplicate, the covering rule), printed as
+    // notes after the diagnostic.
+    std::vector<Diagnostic> notes;
+};
+
+// What the daemon does when it cannot judge packets: "open" lets them pass,
+// "closed" drops them. Covers both a dead daemon and a full queue.
+enum class FailMode : std::uint8_t { open, closed };
+
+// Everything a rule file sets.
+struct RuleFile {
+    RuleTable table;
+    std::optional<FailMode> fail;            // [daemon] fail, when the file sets it
+    std::vector<std::uint16_t> admin_ports;  // [daemon] admin_ports: TCP ports kept
+                                             // reachable in the kernel when failing closed
+};
+
+struct CompileResult {
+    std::optional<RuleFile> rules; // set only when there is no error
+    std::vector<Diagnostic> diagnostics;
+
+    bool ok() const noexcept { return rules.has_value(); }
+    std::size_t error_count() const noexcept;
+};
+
+// Compile rule text. `source_name` is used in diagnostics and rule origins.
+CompileResult compile_rules(std::string_view text, const std::string& source_name);
+
+// Read and compile a rule file. A file that cannot be read is one error.
+CompileResult compile_rules_file(const std::string& path);
+
+// Format one diagnostic as `FILE:LINE:COLUMN: error: MESSAGE`, followed by
+// the source line and a caret under the column when `source_text` is given,
+// and then its notes.
+std::string format_diagnostic(const Diagnostic& diagnostic, std::string_view source_text = {});
+
+} // namespace portwall
