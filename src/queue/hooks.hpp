@@ -1,0 +1,46 @@
+// Hook rules: the netfilter rules that send packets to portwall's queues.
+//
+// portwall touches only its own chain (iptables) or its own table (nft) and
+// the one jump to it from INPUT; it never flushes anything else.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace portwall {
+
+enum class HookBackend : std::uint8_t { automatic, iptables, nft };
+
+// Which packets go to the queue: every packet, or only those that open a
+// connection (conntrack state NEW or UNTRACKED); established traffic then
+// stays in the kernel.
+enum class QueueMode : std::uint8_t { packet, flow };
+
+struct HookConfig {
+    HookBackend backend = HookBackend::automatic;
+    QueueMode mode = QueueMode::packet;
+    std::uint16_t first_queue = 0;
+    std::uint16_t queue_count = 1; // > 1 spreads flows over queues (--queue-balance)
+    bool fail_open = true;         // no reader: let packets pass (--queue-bypass)
+    // TCP ports accepted in the kernel before the queue when failing closed, so
+    // a dead daemon cannot lock the admin out.
+    std::vector<std::uint16_t> admin_ports;
+};
+
+struct HookResult {
+    bool ok = true;
+    std::string error;           // what failed, with the command and its output
+    HookBackend used = HookBackend::iptables;
+};
+
+// Install the hooks in the current network namespace, for IPv4 and IPv6.
+// Either all of them are in place afterwards or none (a partial install is
+// rolled back).
+HookResult install_hooks(const HookConfig& config);
+
+// Remove what install_hooks put in place. Removing hooks that are not there is
+// not an error, so this is safe to call on every exit path.
+HookResult remove_hooks(const HookConfig& config);
+
+} // namespace portwall
