@@ -6,15 +6,16 @@
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace portwall {
 
 enum class HookBackend : std::uint8_t { automatic, iptables, nft };
 
-// Which packets go to the queue: every packet, or only those that open a
-// connection (conntrack state NEW or UNTRACKED); established traffic then
-// stays in the kernel.
+// Which packets go to the queue: every packet, or only those that conntrack
+// does not place in a known connection (states NEW, UNTRACKED and INVALID).
+// In flow mode, ESTABLISHED and RELATED traffic stays in the kernel.
 enum class QueueMode : std::uint8_t { packet, flow };
 
 struct HookConfig {
@@ -22,17 +23,32 @@ struct HookConfig {
     QueueMode mode = QueueMode::packet;
     std::uint16_t first_queue = 0;
     std::uint16_t queue_count = 1; // > 1 spreads flows over queues (--queue-balance)
+    // With several queues, pick the queue by the CPU that received the packet
+    // (--queue-cpu-fanout) instead of by a hash of the flow's addresses.
+    bool cpu_fanout = false;
     bool fail_open = true;         // no reader: let packets pass (--queue-bypass)
     // TCP ports accepted in the kernel before the queue when failing closed, so
     // a dead daemon cannot lock the admin out.
     std::vector<std::uint16_t> admin_ports;
+    // Accept packets arriving on the loopback interface in the kernel, as most
+    // host firewalls do, so a drop policy does not break local services.
+    bool accept_loopback = true;
 };
 
 struct HookResult {
     bool ok = true;
     std::string error;           // what failed, with the command and its output
     HookBackend used = HookBackend::iptables;
+    std::string backend_reason;  // why `used` was picked, for the start log
 };
+
+std::string_view hook_backend_name(HookBackend backend) noexcept;
+std::string_view queue_mode_name(QueueMode mode) noexcept;
+
+// The rules install_hooks would load, one text per command, for logs and
+// tests: iptables-restore input for IPv4 and IPv6, or an nft script.
+std::string iptables_ruleset_text(const HookConfig& config, bool ipv6);
+std::string nft_ruleset_text(const HookConfig& config);
 
 // Install the hooks in the current network namespace, for IPv4 and IPv6.
 // Either all of them are in place afterwards or none (a partial install is
