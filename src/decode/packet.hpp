@@ -5,6 +5,7 @@
 #pragma once
 
 #include <array>
+#include <cstddef>
 #include <cstdint>
 #include <string_view>
 
@@ -29,16 +30,19 @@ struct Address {
 enum class DecodeStatus : std::uint8_t {
     ok = 0,
     truncated_link,          // link-layer header cut short
-    truncated_ip,            // fewer bytes than a minimal IP header
+    truncated_ip,            // fewer captured bytes than a minimal IP header
     bad_ip_version,          // version nibble is neither 4 nor 6
-    bad_ipv4_header_length,  // IHL below 5 or beyond the bytes present
-    bad_ipv4_total_length,   // total length below IHL or above the wire length
+    bad_ipv4_header_length,  // IHL below 5, or the header longer than the wire length
+    bad_ipv4_total_length,   // total length below IHL * 4 or above the wire length
     bad_ipv6_payload_length, // payload length beyond the wire length
-    truncated_extension,     // IPv6 extension header cut short
-    extension_chain_too_long,
-    truncated_transport,     // TCP/UDP/SCTP/ICMP header cut short in the packet
+    truncated_extension,     // IPv6 extension header cut short by the payload length
+    extension_chain_too_long, // more IPv6 extension headers than the decoder walks
+    truncated_transport,     // TCP/UDP/UDP-Lite/SCTP/ICMP header cut short by the IP lengths
     bad_tcp_data_offset,     // TCP data offset below 5 or beyond the segment
     bad_udp_length,          // UDP length below 8 or beyond the datagram
+    extension_not_captured,  // IPv6 extension header beyond the captured bytes: upper protocol
+                             // unknown
+    bad_udplite_coverage,    // UDP-Lite checksum coverage 1..7 or beyond the datagram
     count_                   // number of statuses, not a status
 };
 
@@ -59,7 +63,9 @@ enum class PortsAbsence : std::uint8_t {
 struct PacketView {
     DecodeStatus status = DecodeStatus::truncated_ip;
     Family family = Family::ipv4;
-    std::uint8_t protocol = 0; // upper-layer protocol, after IPv6 extension headers
+    // Upper-layer protocol, after IPv6 extension headers. In a malformed packet, the
+    // header where decoding stopped.
+    std::uint8_t protocol = 0;
     Address src;
     Address dst;
 
