@@ -45,7 +45,8 @@ struct RuleFile {
 
 struct CompileResult {
     std::optional<RuleFile> rules; // set only when there is no error
-    std::vector<Diagnostic> diagnostics;
+    std::vector<Diagnostic> diagnostics; // in file order
+    std::string source_text;             // the text compiled, for format_diagnostic
 
     bool ok() const noexcept { return rules.has_value(); }
     std::size_t error_count() const noexcept;
@@ -59,7 +60,7 @@ CompileResult compile_rules_file(const std::string& path);
 
 // Format one diagnostic as `FILE:LINE:COLUMN: error: MESSAGE`, followed by
 // the source line and a caret under the column when `source_text` is given,
-// and then its notes.
+// and then its notes. The text ends with a newline.
 std::string format_diagnostic(const Diagnostic& diagnostic, std::string_view source_text = {});
 
 } // namespace portwall

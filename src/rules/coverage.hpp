@@ -1,0 +1,23 @@
+// Rules that can never match because one earlier rule matches every packet
+// they would match.
+#pragma once
+
+#include "classify/rule.hpp"
+#include "rules/compiler.hpp"
+
+#include <vector>
+
+namespace portwall {
+
+// Return one warning per rule that an earlier rule covers on every dimension
+// (protocol, ports, source, destination), naming the first such rule and
+// telling an exact duplicate apart from a broader rule. Positions come from
+// the rules' origins.
+//
+// NOTE: coverage is checked against one earlier rule at a time, and a prefix
+// or port range counts as covered only when one member of the earlier rule's
+// list contains it (touching port ranges are merged first). A rule covered
+// only by the union of several rules, or of two prefixes, is not reported.
+std::vector<Diagnostic> find_covered_rules(const RuleTable& table);
+
+} // namespace portwall
