@@ -195,7 +195,9 @@ CompileResult Compiler::run(std::string_view text)
         const toml::table document = toml::parse(text, std::string_view{file_});
         read_document(document);
     } catch (const toml::parse_error& parse_error) {
-        error(parse_error.source(), std::string(parse_error.description()));
+        // toml++ stops at the first syntax error, so nothing after it is checked.
+        error(parse_error.source(), "invalid TOML, the file is not checked past this point: " +
+                                        std::string(parse_error.description()));
     }
 
     CompileResult result;
@@ -593,16 +595,35 @@ std::optional<Family> only_family(const std::vector<Prefix>& prefixes)
     return same ? std::optional<Family>(family) : std::nullopt;
 }
 
+// Warn about a rule whose own conditions exclude each other: IPv4-only
+// sources with IPv6-only destinations, or ICMP for IPv4 with IPv6 addresses
+// (and ICMPv6 with IPv4 addresses).
 void Compiler::check_rule_families(const Rule& rule, const toml::table& table)
 {
     const auto src = only_family(rule.src);
     const auto dst = only_family(rule.dst);
-    if (!src || !dst || *src == *dst)
-        return;
     const auto family_name = [](Family family) { return family == Family::ipv4 ? "IPv4" : "IPv6"; };
-    report(Severity::warning, table.source(),
-           "rule can never match: 'src' has only " + std::string(family_name(*src)) +
-               " addresses and 'dst' only " + family_name(*dst) + " addresses");
+    const std::string rule_name = rule.name.empty()
+                                      ? "rule #" + std::to_string(result_.table.rules.size() + 1)
+                                      : "rule '" + rule.name + "'";
+    if (src && dst && *src != *dst) {
+        report(Severity::warning, table.source(),
+               rule_name + " can never match because 'src' has only " + family_name(*src) +
+                   " addresses and 'dst' only " + family_name(*dst) + " addresses");
+        return;
+    }
+
+    const std::optional<Family> family = src ? src : dst;
+    if (!family || rule.any_protocol)
+        return;
+    std::bitset<256> icmp_of_other_family;
+    icmp_of_other_family.set(*family == Family::ipv4 ? ipproto::icmpv6 : ipproto::icmp);
+    if ((rule.protocols & ~icmp_of_other_family).none()) {
+        report(Severity::warning, table.source(),
+               rule_name + " can never match because it names only " +
+                   protocol_name(*family == Family::ipv4 ? ipproto::icmpv6 : ipproto::icmp) +
+                   " with " + family_name(*family) + " addresses");
+    }
 }
 
 } // namespace

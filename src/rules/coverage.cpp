@@ -25,7 +25,7 @@ struct AddressHull {
 struct RuleSummary {
     std::bitset<256> protocols; // all 256 set for "any protocol"
     bool names_ports = false;
-    std::vector<PortRange> sport; // empty means any
+    std::vector<PortRange> sport; // empty when the rule names no ports
     std::vector<PortRange> dport;
     std::vector<Prefix> src; // empty means any
     std::vector<Prefix> dst;
@@ -103,8 +103,13 @@ RuleSummary summarize(const Rule& rule)
     RuleSummary summary;
     summary.protocols = rule.any_protocol ? std::bitset<256>{}.set() : rule.protocols;
     summary.names_ports = rule.names_ports();
-    summary.sport = merge_ranges(rule.sport);
-    summary.dport = merge_ranges(rule.dport);
+    // Among packets with ports, an absent sport or dport is the full range, so
+    // that "dport = 22" and "dport = 22, sport = \"0-65535\"" compare equal.
+    const std::vector<PortRange> any_port{PortRange{0, 65535}};
+    if (summary.names_ports) {
+        summary.sport = merge_ranges(rule.sport.empty() ? any_port : rule.sport);
+        summary.dport = merge_ranges(rule.dport.empty() ? any_port : rule.dport);
+    }
     summary.src = sorted_prefixes(rule.src);
     summary.dst = sorted_prefixes(rule.dst);
     summary.src_hull = make_hull(summary.src);
