@@ -1,5 +1,6 @@
 #include "classify/ruleset.hpp"
 
+#include "classify/compiled.hpp"
 #include "classify/linear.hpp"
 
 #include <string_view>
@@ -9,9 +10,8 @@ namespace portwall {
 
 std::unique_ptr<Classifier> make_classifier(const RuleTable& table, ClassifierKind kind)
 {
-    // TODO: the compiled classifier does not exist yet; both kinds use the
-    // linear reference until it does.
-    (void)kind;
+    if (kind == ClassifierKind::compiled)
+        return std::make_unique<CompiledClassifier>(table);
     return std::make_unique<LinearClassifier>(table);
 }
 

@@ -1,0 +1,585 @@
+// THEORY-OF-OPERATION
+#include "classify/compiled.hpp"
+
+#include <algorithm>
+#include <stdexcept>
+
+namespace portwall {
+
+namespace compiled_detail {
+
+namespace {
+
+constexpr unsigned ipv4_dims = 5;
+constexpr unsigned ipv6_dims = max_dims;
+constexpr unsigned dim_protocol = 0;
+constexpr unsigned dim_sport = 1;
+constexpr unsigned dim_dport = 2;
+constexpr unsigned dim_src = 3; // then dst at 4, src word 1 at 5, dst word 1 at 6, ...
+constexpr std::uint32_t no_ports = 65536;
+constexpr std::uint32_t max_encoded_index = (1u << 28) - 1;
+
+// Boxes compared pairwise for coverage only in nodes this small, because the
+// test is quadratic.
+constexpr std::size_t pairwise_prune_limit = 32;
+
+struct Region {
+    std::array<std::uint32_t, max_dims> low{};
+    std::array<std::uint32_t, max_dims> high{};
+};
+
+struct Split {
+    bool found = false;
+    unsigned dim = 0;
+    std::uint32_t value = 0;
+    std::size_t left = 0;
+    std::size_t right = 0;
+    std::uint64_t cost = UINT64_MAX;
+};
+
+} // namespace
+
+// Builds the nodes of a DecisionTree depth first; see the theory of operation.
+class TreeBuilder {
+public:
+    TreeBuilder(DecisionTree& tree, const std::vector<Box>& boxes, const CompiledLimits& limits)
+        : tree_(tree), boxes_(boxes), limits_(limits)
+    {
+    }
+
+    void build(std::uint32_t node, const Region& region, std::vector<std::uint32_t>& ids,
+               unsigned depth);
+
+private:
+    bool covers(const Box& box, const Region& region) const noexcept;
+    bool covers_within(const Box& outer, const Box& inner, const Region& region) const noexcept;
+    void prune(const Region& region, std::vector<std::uint32_t>& ids) const;
+    Split choose_split(const Region& region, const std::vector<std::uint32_t>& ids) const;
+    void consider_dim(unsigned dim, const Region& region, const std::vector<std::uint32_t>& ids,
+                      Split& best) const;
+    void make_leaf(std::uint32_t node, const std::vector<std::uint32_t>& ids, unsigned depth);
+
+    DecisionTree& tree_;
+    const std::vector<Box>& boxes_;
+    const CompiledLimits& limits_;
+};
+
+bool TreeBuilder::covers(const Box& box, const Region& region) const noexcept
+{
+    for (unsigned d = 0; d < tree_.dims_; ++d) {
+        if (box.low[d] > region.low[d] || box.high[d] < region.high[d])
+            return false;
+    }
+    return true;
+}
+
+bool TreeBuilder::covers_within(const Box& outer, const Box& inner, const Region& region) const noexcept
+{
+    for (unsigned d = 0; d < tree_.dims_; ++d) {
+        const std::uint32_t outer_low = std::max(outer.low[d], region.low[d]);
+        const std::uint32_t outer_high = std::min(outer.high[d], region.high[d]);
+        const std::uint32_t inner_low = std::max(inner.low[d], region.low[d]);
+        const std::uint32_t inner_high = std::min(inner.high[d], region.high[d]);
+        if (outer_low > inner_low || outer_high < inner_high)
+            return false;
+    }
+    return true;
+}
+
+// Drop boxes that can never decide inside `region`: everything after the
+// first box that covers the whole region, and in small nodes every box that
+// an earlier box covers within the region.
+void TreeBuilder::prune(const Region& region, std::vector<std::uint32_t>& ids) const
+{
+    for (std::size_t i = 0; i < ids.size(); ++i) {
+        if (covers(boxes_[ids[i]], region)) {
+            ids.resize(i + 1);
+            break;
+        }
+    }
+    if (ids.size() > pairwise_prune_limit)
+        return;
+
+    std::size_t kept = 0;
+    for (std::size_t j = 0; j < ids.size(); ++j) {
+        bool shadowed = false;
+        for (std::size_t i = 0; i < kept && !shadowed; ++i)
+            shadowed = covers_within(boxes_[ids[i]], boxes_[ids[j]], region);
+        if (!shadowed)
+            ids[kept++] = ids[j];
+    }
+    ids.resize(kept);
+}
+
+// Evaluate every cut of dimension `dim` at a box edge strictly inside the
+// region. A cut at t sends boxes with low <= t left and boxes with high > t
+// right, so a box straddling t is copied to both children.
+void TreeBuilder::consider_dim(unsigned dim, const Region& region,
+                               const std::vector<std::uint32_t>& ids, Split& best) const
+{
+    std::vector<std::uint32_t> lows;
+    std::vector<std::uint32_t> highs;
+    std::vector<std::uint32_t> cuts;
+    lows.reserve(ids.size());
+    highs.reserve(ids.size());
+    cuts.reserve(ids.size() * 2);
+    for (std::uint32_t id : ids) {
+        const std::uint32_t low = std::max(boxes_[id].low[dim], region.low[dim]);
+        const std::uint32_t high = std::min(boxes_[id].high[dim], region.high[dim]);
+        lows.push_back(low);
+        highs.push_back(high);
+        if (low > region.low[dim])
+            cuts.push_back(low - 1);
+        if (high < region.high[dim])
+            cuts.push_back(high);
+    }
+    if (cuts.empty())
+        return;
+    std::sort(lows.begin(), lows.end());
+    std::sort(highs.begin(), highs.end());
+    std::sort(cuts.begin(), cuts.end());
+    cuts.erase(std::unique(cuts.begin(), cuts.end()), cuts.end());
+
+    const std::size_t count = ids.size();
+    std::size_t lows_at_or_below = 0;
+    std::size_t highs_at_or_below = 0;
+    for (std::uint32_t cut : cuts) {
+        while (lows_at_or_below < count && lows[lows_at_or_below] <= cut)
+            ++lows_at_or_below;
+        while (highs_at_or_below < count && highs[highs_at_or_below] <= cut)
+            ++highs_at_or_below;
+        const std::size_t left = lows_at_or_below;
+        const std::size_t right = count - highs_at_or_below;
+        // Balance first, then copies: the larger child bounds the depth, and
+        // the copies (left + right - count) cost memory.
+        const std::uint64_t cost =
+            static_cast<std::uint64_t>(std::max(left, right)) * 4 + (left + right - count);
+        if (cost < best.cost)
+            best = Split{true, dim, cut, left, right, cost};
+    }
+}
+
+Split TreeBuilder::choose_split(const Region& region, const std::vector<std::uint32_t>& ids) const
+{
+    Split best;
+    for (unsigned d = 0; d < tree_.dims_; ++d)
+        consider_dim(d, region, ids, best);
+    return best;
+}
+
+void TreeBuilder::make_leaf(std::uint32_t node, const std::vector<std::uint32_t>& ids, unsigned depth)
+{
+    const std::size_t offset = tree_.leaf_boxes_.size();
+    if (offset + ids.size() > max_encoded_index)
+        throw std::length_error("compiled classifier: more than 2^28 leaf entries");
+    tree_.leaf_boxes_.insert(tree_.leaf_boxes_.end(), ids.begin(), ids.end());
+    tree_.nodes_[node].value = static_cast<std::uint32_t>(ids.size());
+    tree_.nodes_[node].link = static_cast<std::uint32_t>(offset << 4) | DecisionTree::leaf_dim;
+    tree_.depth_ = std::max<std::size_t>(tree_.depth_, depth);
+    tree_.max_leaf_ = std::max(tree_.max_leaf_, ids.size());
+}
+
+void TreeBuilder::build(std::uint32_t node, const Region& region, std::vector<std::uint32_t>& ids,
+                        unsigned depth)
+{
+    prune(region, ids);
+    if (ids.size() <= limits_.leaf_size || depth >= limits_.max_depth) {
+        make_leaf(node, ids, depth);
+        return;
+    }
+    const Split split = choose_split(region, ids);
+    // A cut that copies every box to both sides would only deepen the tree.
+    if (!split.found || (split.left == ids.size() && split.right == ids.size())) {
+        make_leaf(node, ids, depth);
+        return;
+    }
+
+    std::vector<std::uint32_t> left;
+    std::vector<std::uint32_t> right;
+    left.reserve(split.left);
+    right.reserve(split.right);
+    for (std::uint32_t id : ids) {
+        const Box& box = boxes_[id];
+        if (std::max(box.low[split.dim], region.low[split.dim]) <= split.value)
+            left.push_back(id);
+        if (std::min(box.high[split.dim], region.high[split.dim]) > split.value)
+            right.push_back(id);
+    }
+    std::vector<std::uint32_t>().swap(ids); // free the parent's list before recursing
+
+    const std::size_t child = tree_.nodes_.size();
+    if (child + 2 > max_encoded_index)
+        throw std::length_error("compiled classifier: more than 2^28 tree nodes");
+    tree_.nodes_.resize(child + 2);
+    tree_.nodes_[node].value = split.value;
+    tree_.nodes_[node].link = static_cast<std::uint32_t>(child << 4) | split.dim;
+
+    Region left_region = region;
+    left_region.high[split.dim] = split.value;
+    Region right_region = region;
+    right_region.low[split.dim] = split.value + 1;
+    build(static_cast<std::uint32_t>(child), left_region, left, depth + 1);
+    build(static_cast<std::uint32_t>(child + 1), right_region, right, depth + 1);
+}
+
+void DecisionTree::build(unsigned dims, const std::vector<Box>& boxes, const CompiledLimits& limits)
+{
+    if (boxes.size() > max_encoded_index)
+        throw std::length_error("compiled classifier: more than 2^28 boxes");
+    dims_ = dims;
+    first_rule_ = boxes.empty() ? no_rule : boxes.front().rule;
+    box_count_ = boxes.size();
+    nodes_.assign(1, Node{});
+    leaf_boxes_.clear();
+    boxes_.clear();
+    depth_ = 0;
+    max_leaf_ = 0;
+
+    boxes_.reserve(boxes.size() * (1 + 2 * dims));
+    for (const Box& box : boxes) {
+        boxes_.push_back(box.rule);
+        for (unsigned d = 0; d < dims; ++d) {
+            boxes_.push_back(box.low[d]);
+            boxes_.push_back(box.high[d] - box.low[d]);
+        }
+    }
+
+    Region everything;
+    everything.high.fill(UINT32_MAX);
+    std::vector<std::uint32_t> ids(boxes.size());
+    for (std::uint32_t i = 0; i < ids.size(); ++i)
+        ids[i] = i;
+    TreeBuilder builder(*this, boxes, limits);
+    builder.build(0, everything, ids, 0);
+
+    nodes_.shrink_to_fit();
+    leaf_boxes_.shrink_to_fit();
+}
+
+template <unsigned Dims>
+std::uint32_t DecisionTree::lookup_fixed(const Key& key, std::uint32_t bound) const noexcept
+{
+    const Node* nodes = nodes_.data();
+    Node node = nodes[0];
+    while ((node.link & 15) != leaf_dim) {
+        const std::uint32_t child = (node.link >> 4) + (key[node.link & 15] > node.value ? 1 : 0);
+        node = nodes[child];
+    }
+
+    const std::uint32_t* entry = leaf_boxes_.data() + (node.link >> 4);
+    const std::uint32_t* end = entry + node.value;
+    for (; entry != end; ++entry) {
+        const std::uint32_t* box = boxes_.data() + static_cast<std::size_t>(*entry) * (1 + 2 * Dims);
+        // Leaf entries ascend by rule, so nothing after this one can win.
+        if (box[0] >= bound)
+            break;
+        bool inside = true;
+        for (unsigned d = 0; d < Dims; ++d)
+            inside &= key[d] - box[1 + 2 * d] <= box[2 + 2 * d];
+        if (inside)
+            return box[0];
+    }
+    return bound;
+}
+
+std::uint32_t DecisionTree::lookup(const Key& key, std::uint32_t bound) const noexcept
+{
+    if (first_rule_ >= bound)
+        return bound;
+    return dims_ == ipv4_dims ? lookup_fixed<ipv4_dims>(key, bound) : lookup_fixed<ipv6_dims>(key, bound);
+}
+
+std::size_t DecisionTree::memory_bytes() const noexcept
+{
+    return nodes_.capacity() * sizeof(Node) +
+           (leaf_boxes_.capacity() + boxes_.capacity()) * sizeof(std::uint32_t);
+}
+
+void DecisionTree::add_stats(CompiledStats& stats) const noexcept
+{
+    stats.trees += 1;
+    stats.boxes += box_count_;
+    stats.nodes += nodes_.size();
+    stats.leaf_entries += leaf_boxes_.size();
+    stats.max_leaf = std::max(stats.max_leaf, max_leaf_);
+    stats.depth = std::max(stats.depth, depth_);
+}
+
+} // namespace compiled_detail
+
+namespace {
+
+using compiled_detail::Box;
+using compiled_detail::Key;
+using compiled_detail::ipv4_dims;
+using compiled_detail::ipv6_dims;
+using compiled_detail::dim_protocol;
+using compiled_detail::dim_sport;
+using compiled_detail::dim_dport;
+using compiled_detail::dim_src;
+using compiled_detail::no_ports;
+
+struct Interval {
+    std::uint32_t low;
+    std::uint32_t high;
+};
+
+// One rule's conditions for one family as lists of intervals per field; the
+// rule is the union of their cross product. An address field holds one
+// entry per prefix, each entry a range per 32-bit word.
+struct Expansion {
+    std::vector<Interval> protocols;
+    std::vector<Interval> sport;
+    std::vector<Interval> dport;
+    std::vector<std::array<Interval, 4>> src;
+    std::vector<std::array<Interval, 4>> dst;
+};
+
+enum class ExpandResult { boxes, never_matches, side_table };
+
+std::vector<Interval> protocol_runs(const Rule& rule)
+{
+    if (rule.any_protocol)
+        return {{0, 255}};
+    std::vector<Interval> runs;
+    for (std::uint32_t p = 0; p < 256; ++p) {
+        if (!rule.protocols.test(p))
+            continue;
+        if (!runs.empty() && runs.back().high + 1 == p)
+            runs.back().high = p;
+        else
+            runs.push_back({p, p});
+    }
+    return runs;
+}
+
+// Port ranges of one field. A rule without ports also accepts packets
+// without readable ports (key 65536); a rule with ports never does.
+bool port_intervals(const Rule& rule, const std::vector<PortRange>& ranges,
+                    std::vector<Interval>& out)
+{
+    if (!rule.names_ports()) {
+        out.push_back({0, no_ports});
+        return true;
+    }
+    if (ranges.empty()) {
+        out.push_back({0, 65535});
+        return true;
+    }
+    for (const PortRange& range : ranges) {
+        if (range.low > range.high)
+            return false; // cannot match; the side table keeps the exact meaning
+        out.push_back({range.low, range.high});
+    }
+    return true;
+}
+
+std::uint32_t address_word(const Address& address, unsigned word)
+{
+    return static_cast<std::uint32_t>(address.bytes[4 * word]) << 24 |
+           static_cast<std::uint32_t>(address.bytes[4 * word + 1]) << 16 |
+           static_cast<std::uint32_t>(address.bytes[4 * word + 2]) << 8 |
+           static_cast<std::uint32_t>(address.bytes[4 * word + 3]);
+}
+
+// The word ranges of the prefixes of `family` in `prefixes`. Returns false
+// for a prefix with a length beyond its family or with host bits set: the
+// rules compiler rejects both, and Prefix::contains gives them a meaning of
+// its own that the side table keeps.
+bool prefix_intervals(const std::vector<Prefix>& prefixes, Family family,
+                      std::vector<std::array<Interval, 4>>& out)
+{
+    const unsigned words = family == Family::ipv4 ? 1 : 4;
+    for (const Prefix& prefix : prefixes) {
+        if (prefix.address.family != family)
+            continue;
+        if (prefix.length > words * 32)
+            return false;
+        std::array<Interval, 4> ranges{};
+        bool host_bits = false;
+        for (unsigned w = 0; w < 4; ++w) {
+            const int bits = std::clamp(static_cast<int>(prefix.length) - 32 * static_cast<int>(w), 0, 32);
+            const std::uint32_t mask = bits == 0 ? 0 : ~std::uint32_t{0} << (32 - bits);
+            const std::uint32_t value = address_word(prefix.address, w);
+            host_bits |= (value & ~mask) != 0;
+            ranges[w] = {value & mask, (value & mask) | ~mask};
+        }
+        if (host_bits)
+            return false;
+        out.push_back(ranges);
+    }
+    return true;
+}
+
+ExpandResult expand(const Rule& rule, Family family, const CompiledLimits& limits, Expansion& out)
+{
+    out.protocols = protocol_runs(rule);
+    if (!port_intervals(rule, rule.sport, out.sport) || !port_intervals(rule, rule.dport, out.dport))
+        return ExpandResult::side_table;
+
+    const std::array<Interval, 4> any_address{{{0, UINT32_MAX}, {0, UINT32_MAX}, {0, UINT32_MAX}, {0, UINT32_MAX}}};
+    for (auto [prefixes, field] : {std::pair{&rule.src, &out.src}, std::pair{&rule.dst, &out.dst}}) {
+        if (prefixes->empty())
+            field->push_back(any_address);
+        else if (!prefix_intervals(*prefixes, family, *field))
+            return ExpandResult::side_table;
+    }
+
+    std::uint64_t count = 1;
+    for (std::size_t size : {out.protocols.size(), out.sport.size(), out.dport.size(), out.src.size(), out.dst.size()})
+        count *= size;
+    if (count == 0)
+        return ExpandResult::never_matches;
+    if (count > limits.max_boxes_per_rule)
+        return ExpandResult::side_table;
+    return ExpandResult::boxes;
+}
+
+void append_boxes(const Expansion& expansion, std::uint32_t rule, unsigned words, std::vector<Box>& boxes)
+{
+    Box box;
+    box.rule = rule;
+    for (const Interval& protocol : expansion.protocols)
+        for (const Interval& sport : expansion.sport)
+            for (const Interval& dport : expansion.dport)
+                for (const auto& src : expansion.src)
+                    for (const auto& dst : expansion.dst) {
+                        box.low[dim_protocol] = protocol.low;
+                        box.high[dim_protocol] = protocol.high;
+                        box.low[dim_sport] = sport.low;
+                        box.high[dim_sport] = sport.high;
+                        box.low[dim_dport] = dport.low;
+                        box.high[dim_dport] = dport.high;
+                        for (unsigned w = 0; w < words; ++w) {
+                            box.low[dim_src + 2 * w] = src[w].low;
+                            box.high[dim_src + 2 * w] = src[w].high;
+                            box.low[dim_src + 2 * w + 1] = dst[w].low;
+                            box.high[dim_src + 2 * w + 1] = dst[w].high;
+                        }
+                        boxes.push_back(box);
+                    }
+}
+
+// Partition of a box: 0 when its source address is small (the first word
+// spans fewer than 2^16 values), else 1 when its destination is small, else
+// 2. Inside a partition, cuts on the small field copy few boxes.
+unsigned partition_of(const Box& box)
+{
+    constexpr std::uint32_t small_span = 1u << 16;
+    if (box.high[dim_src] - box.low[dim_src] < small_span)
+        return 0;
+    if (box.high[dim_src + 1] - box.low[dim_src + 1] < small_span)
+        return 1;
+    return 2;
+}
+
+void build_partitions(unsigned dims, const std::vector<Box>& boxes, const CompiledLimits& limits,
+                      std::vector<compiled_detail::DecisionTree>& trees)
+{
+    std::array<std::vector<Box>, 3> partitions;
+    for (const Box& box : boxes)
+        partitions[partition_of(box)].push_back(box);
+    for (const std::vector<Box>& partition : partitions) {
+        if (partition.empty())
+            continue;
+        trees.emplace_back().build(dims, partition, limits);
+    }
+    std::sort(trees.begin(), trees.end(), [](const auto& a, const auto& b) { return a.first_rule() < b.first_rule(); });
+}
+
+Key make_key(const PacketView& packet) noexcept
+{
+    Key key{};
+    key[dim_protocol] = packet.protocol;
+    key[dim_sport] = packet.has_ports() ? packet.sport : no_ports;
+    key[dim_dport] = packet.has_ports() ? packet.dport : no_ports;
+    const unsigned words = packet.family == Family::ipv4 ? 1 : 4;
+    for (unsigned w = 0; w < words; ++w) {
+        key[dim_src + 2 * w] = address_word(packet.src, w);
+        key[dim_src + 2 * w + 1] = address_word(packet.dst, w);
+    }
+    return key;
+}
+
+} // namespace
+
+CompiledClassifier::CompiledClassifier(const RuleTable& table, const CompiledLimits& limits)
+    : policy_(table.policy)
+{
+    if (table.rules.size() >= compiled_detail::no_rule)
+        throw std::length_error("compiled classifier: too many rules");
+
+    std::vector<Box> ipv4_boxes;
+    std::vector<Box> ipv6_boxes;
+    actions_.reserve(table.rules.size());
+    for (std::uint32_t i = 0; i < table.rules.size(); ++i) {
+        const Rule& rule = table.rules[i];
+        actions_.push_back(rule.action);
+
+        Expansion ipv4;
+        Expansion ipv6;
+        const ExpandResult ipv4_result = expand(rule, Family::ipv4, limits, ipv4);
+        const ExpandResult ipv6_result = expand(rule, Family::ipv6, limits, ipv6);
+        if (ipv4_result == ExpandResult::side_table || ipv6_result == ExpandResult::side_table) {
+            side_.push_back(SideRule{i, rule});
+            continue;
+        }
+        if (ipv4_result == ExpandResult::boxes)
+            append_boxes(ipv4, i, 1, ipv4_boxes);
+        if (ipv6_result == ExpandResult::boxes)
+            append_boxes(ipv6, i, 4, ipv6_boxes);
+    }
+    build_partitions(ipv4_dims, ipv4_boxes, limits, ipv4_);
+    build_partitions(ipv6_dims, ipv6_boxes, limits, ipv6_);
+}
+
+Match CompiledClassifier::classify(const PacketView& packet) const noexcept
+{
+    if (!packet.ok())
+        return Match{Match::policy, policy_};
+
+    const Key key = make_key(packet);
+    std::uint32_t best = compiled_detail::no_rule;
+    for (const compiled_detail::DecisionTree& tree : packet.family == Family::ipv4 ? ipv4_ : ipv6_)
+        best = tree.lookup(key, best);
+    for (const SideRule& side : side_) {
+        if (side.index >= best)
+            break;
+        if (rule_matches(side.rule, packet)) {
+            best = side.index;
+            break;
+        }
+    }
+    if (best == compiled_detail::no_rule)
+        return Match{Match::policy, policy_};
+    return Match{best, actions_[best]};
+}
+
+std::size_t CompiledClassifier::memory_bytes() const noexcept
+{
+    std::size_t bytes = sizeof(*this);
+    for (const auto* trees : {&ipv4_, &ipv6_}) {
+        bytes += trees->capacity() * sizeof(compiled_detail::DecisionTree);
+        for (const compiled_detail::DecisionTree& tree : *trees)
+            bytes += tree.memory_bytes();
+    }
+    bytes += actions_.capacity() * sizeof(Action) + side_.capacity() * sizeof(SideRule);
+    for (const SideRule& side : side_) {
+        bytes += (side.rule.sport.capacity() + side.rule.dport.capacity()) * sizeof(PortRange);
+        bytes += (side.rule.src.capacity() + side.rule.dst.capacity()) * sizeof(Prefix);
+    }
+    return bytes;
+}
+
+CompiledStats CompiledClassifier::stats() const noexcept
+{
+    CompiledStats stats;
+    for (const auto* trees : {&ipv4_, &ipv6_}) {
+        for (const compiled_detail::DecisionTree& tree : *trees)
+            tree.add_stats(stats);
+    }
+    stats.side_rules = side_.size();
+    return stats;
+}
+
+} // namespace portwall
