@@ -18,13 +18,17 @@ namespace portwall {
 // packet but that lies beyond the captured bytes is not an error: the packet
 // is reported with ports == not_captured. A header that the packet's own
 // lengths cut short is an error (status != ok).
+//
+// The exception is an IPv6 extension header beyond the captured bytes. The
+// upper-layer protocol is then unknown, so the status is extension_not_captured.
+// Captured bytes past `wire_length` are ignored.
 PacketView decode_ip(std::span<const std::uint8_t> bytes, std::uint32_t wire_length) noexcept;
 
 // Link-layer types that the decoder understands, by their pcap LINKTYPE_
 // numbers, so that the replay driver can pass them through unchanged.
 enum class LinkType : std::uint32_t {
     null_bsd = 0,     // BSD loopback: 4-byte address family in host byte order
-    ethernet = 1,     // Ethernet II, with any number of 802.1Q/802.1ad tags
+    ethernet = 1,     // Ethernet II, with up to 16 802.1Q/802.1ad tags
     raw = 101,        // raw IPv4 or IPv6
     loop = 108,       // OpenBSD loopback: 4-byte address family in network byte order
     linux_sll = 113,  // Linux cooked capture v1
@@ -41,7 +45,10 @@ struct LinkResult {
     std::uint32_t ip_offset = 0; // offset of the IP header, when kind == ip
 };
 
-// Find the IP header inside a link-layer frame.
+// Find the IP header inside a link-layer frame. Ethernet and Linux cooked
+// captures may carry up to 16 stacked VLAN tags, and a frame with more is not_ip.
+// Raw link types return ip_offset 0 even for an empty frame, which decode_ip
+// then reports as truncated_ip.
 LinkResult strip_link(std::uint32_t link_type, std::span<const std::uint8_t> frame) noexcept;
 
 } // namespace portwall

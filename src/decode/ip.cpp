@@ -7,7 +7,7 @@ PacketView decode_ip(std::span<const std::uint8_t> bytes, std::uint32_t wire_len
 {
     PacketView view;
 
-    // A capture record may claim more captured bytes than the wire length; bytes past the
+    // A capture record may claim more captured bytes than the wire length. Bytes past the
     // wire length are not part of the packet.
     if (bytes.size() > wire_length)
         bytes = bytes.first(wire_length);

@@ -13,7 +13,7 @@ constexpr std::uint16_t fragment_offset_mask = 0x1fff;
 std::uint32_t ipv4_packet_length(std::uint16_t total_length, std::uint32_t wire_length) noexcept
 {
     // Linux GSO and BIG TCP pass IPv4 packets longer than the 16-bit field can state with a
-    // total length of 0; the wire length is then the packet's length.
+    // total length of 0, so the wire length is then the packet's length.
     if (total_length == 0 && wire_length > ipv4_max_total_length)
         return wire_length;
     return total_length;

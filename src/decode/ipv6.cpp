@@ -7,9 +7,9 @@ namespace {
 constexpr std::uint32_t ipv6_header_length = 40;
 
 // Extension headers walked before a packet is rejected as extension_chain_too_long.
-// RFC 8200 section 4.1 recommends each extension header at most once, destination options
-// at most twice: six headers before the upper layer. Eight leaves room for senders that
-// repeat one; the bound keeps the work per packet fixed.
+// RFC 2460 section 4.1, kept in RFC 8200, recommends each extension header at most once and
+// destination options at most twice: six headers before the upper layer. Eight leaves room
+// for senders that repeat one, and the bound keeps the work per packet fixed.
 constexpr int max_extension_headers = 8;
 
 constexpr std::uint16_t fragment_offset_mask = 0xfff8;
@@ -41,11 +41,11 @@ struct Extension {
 
 std::uint32_t extension_length(std::uint8_t type, std::uint8_t length_field) noexcept
 {
-    // The fragment header has a fixed size; its second byte is reserved.
+    // The fragment header has a fixed size, and its second byte is reserved.
     if (type == ipproto::fragment)
         return 8;
-    // AH counts 4-byte units minus 2 (RFC 4302); the others count 8-byte units beyond the
-    // first 8 bytes (RFC 8200).
+    // AH counts 4-byte units minus 2 (RFC 4302 section 2.2). The others count 8-byte units
+    // beyond the first 8 bytes (RFC 8200).
     if (type == ipproto::ah)
         return (length_field + 2u) * 4u;
     return (length_field + 1u) * 8u;
@@ -56,13 +56,13 @@ std::size_t bytes_after(std::span<const std::uint8_t> bytes, std::size_t offset)
     return offset < bytes.size() ? bytes.size() - offset : 0;
 }
 
-// Read the extension header of `type` at `offset` into `extension`. `packet` holds the
-// captured bytes within the IP length, `offset` <= `ip_length`.
+// Read the extension header of `type` at `offset` into `extension`. `packet` contains the
+// captured bytes within the IP length, and `offset` <= `ip_length`.
 DecodeStatus read_extension(std::span<const std::uint8_t> packet, std::uint32_t ip_length,
                             std::uint8_t type, std::uint32_t offset,
                             Extension& extension) noexcept
 {
-    // The next header and length fields come first; without them the walk cannot go on.
+    // The next header and length fields come first, and the walk cannot go on without them.
     if (ip_length - offset < 2)
         return DecodeStatus::truncated_extension;
     // The upper-layer protocol lies behind this header, so a rule naming a protocol would

@@ -20,7 +20,8 @@ inline std::uint16_t read_be16(std::span<const std::uint8_t> bytes, std::size_t 
 // Read a big-endian 32-bit field. The caller has proved that all four bytes exist.
 inline std::uint32_t read_be32(std::span<const std::uint8_t> bytes, std::size_t offset) noexcept
 {
-    return static_cast<std::uint32_t>(read_be16(bytes, offset)) << 16 | read_be16(bytes, offset + 2);
+    const std::uint32_t high = read_be16(bytes, offset);
+    return high << 16 | read_be16(bytes, offset + 2);
 }
 
 // Copy an address of `family` from bytes[offset..]. The caller has proved that it exists.

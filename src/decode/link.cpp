@@ -20,8 +20,8 @@ constexpr std::size_t sll_header_length = 16;
 constexpr std::size_t sll2_header_length = 20;
 constexpr std::size_t loopback_header_length = 4;
 
-// VLAN tags followed before a frame is counted as not IP. Real networks stack two or three;
-// the bound keeps the work per frame fixed.
+// VLAN tags followed before a frame is counted as not IP. Real networks stack two or three,
+// and the bound keeps the work per frame fixed.
 constexpr int max_vlan_tags = 16;
 
 // BSD address family values: AF_INET is 2 everywhere, AF_INET6 is 24 (NetBSD, OpenBSD),

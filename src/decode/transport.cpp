@@ -4,7 +4,7 @@ namespace portwall::detail {
 
 namespace {
 
-// What the decoder reads from an upper-layer header.
+// Fields that the decoder reads from an upper-layer header.
 enum class Reads : std::uint8_t { ports, icmp_type };
 
 // How to decode one upper-layer protocol.
@@ -36,7 +36,7 @@ DecodeStatus check_udp(const Segment& segment) noexcept
 {
     const std::uint16_t udp_length = read_be16(segment.captured, 4);
     // UDP over an IPv6 jumbogram or GSO packet longer than 65535 bytes sets the length to 0
-    // (RFC 2675 section 4).
+    // (RFC 2147 section 2, now RFC 2675).
     if (udp_length == 0 && segment.ipv6_jumbo)
         return DecodeStatus::ok;
     if (udp_length < 8)
@@ -49,8 +49,8 @@ DecodeStatus check_udp(const Segment& segment) noexcept
 
 DecodeStatus check_udplite(const Segment& segment) noexcept
 {
-    // UDP-Lite's length field is the checksum coverage: 0 covers the whole datagram, and
-    // RFC 3828 section 3.1 makes receivers discard a coverage of 1..7 or beyond the datagram.
+    // UDP-Lite's length field is the checksum coverage. 0 covers the whole datagram, 1..7 is
+    // illegal (RFC 3828 section 3.1), and more than the datagram covers bytes that do not exist.
     const std::uint16_t coverage = read_be16(segment.captured, 4);
     if (coverage == 0)
         return DecodeStatus::ok;
@@ -61,8 +61,9 @@ DecodeStatus check_udplite(const Segment& segment) noexcept
     return DecodeStatus::ok;
 }
 
-// ICMP needs 8 bytes (RFC 792: type, code, checksum and 4 more in every message); ICMPv6
-// needs 4 (RFC 4443: type, code, checksum, then a body that may be empty).
+// ICMP needs 8 bytes (RFC 792: type, code, checksum and 4 more in every message). ICMPv6
+// needs 4 (RFC 2463 section 2.1, kept in RFC 4443: type, code, checksum, then a message
+// body that may be empty).
 constexpr TransportFormat transport_formats[] = {
     {ipproto::tcp, 20, Reads::ports, check_tcp},
     {ipproto::udp, 8, Reads::ports, check_udp},
@@ -81,9 +82,9 @@ const TransportFormat* find_format(std::uint8_t protocol) noexcept
     return nullptr;
 }
 
-// Whether the shortest header is captured. Otherwise sets the reason in `view`: a header
-// that the IP lengths cut short is malformed, one cut by a first fragment's end or by the
-// capture is not.
+// Check that the shortest header is captured, and set the reason in `view` when it is not.
+// A header that the IP lengths cut short is malformed. One cut by a first fragment's end or
+// by the capture is not.
 bool header_captured(const Segment& segment, std::uint32_t min_length, PacketView& view) noexcept
 {
     if (segment.length < min_length && segment.whole) {
@@ -108,7 +109,7 @@ void decode_transport(const Segment& segment, PacketView& view) noexcept
     }
 
     if (!header_captured(segment, format->min_length, view)) {
-        // ICMP has no ports, whether or not its header was captured; has_icmp stays false.
+        // ICMP has no ports, whether or not its header was captured, and has_icmp stays false.
         if (format->reads == Reads::icmp_type)
             view.ports = PortsAbsence::no_ports_in_protocol;
         return;

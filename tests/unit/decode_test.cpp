@@ -225,7 +225,7 @@ Bytes fragment_packet(Family family, std::uint8_t protocol, const Bytes& payload
 
 // ---- Decoding ----
 
-// Decode a copy that holds exactly the first `captured` bytes, so that AddressSanitizer
+// Decode a copy that contains exactly the first `captured` bytes, so that AddressSanitizer
 // reports any read past them.
 PacketView decode_prefix(const Bytes& packet, std::size_t captured, std::uint32_t wire_length)
 {
@@ -623,7 +623,7 @@ TEST_CASE("capture cut at every byte keeps lengths valid")
 
 TEST_CASE("packet cut at every byte by its own length")
 {
-    // The IP length says the packet ends early: a transport header cut short is malformed.
+    // The IP length ends the packet early, and a transport header cut short is malformed.
     for (Family family : both_families) {
         std::vector<PortCase> cases = {
             {"tcp", ipproto::tcp, tcp_header(1, 2), 20, 1, 2},
@@ -871,8 +871,10 @@ TEST_CASE("ipv6 chain bound")
 {
     auto dstopts_chain = [](int count) {
         Bytes chain;
-        for (int i = 0; i < count; ++i)
-            chain = concat({chain, options_header(i + 1 < count ? ipproto::dstopts : ipproto::tcp)});
+        for (int i = 0; i < count; ++i) {
+            const std::uint8_t next = i + 1 < count ? ipproto::dstopts : ipproto::tcp;
+            chain = concat({chain, options_header(next)});
+        }
         return ipv6_packet(ipproto::dstopts, concat({chain, tcp_header(1, 2)}));
     };
 
