@@ -204,6 +204,8 @@ CompileResult Compiler::run(std::string_view text)
     const bool failed = std::any_of(diagnostics_.begin(), diagnostics_.end(),
                                     [](const Diagnostic& d) { return d.severity == Severity::error; });
     if (!failed) {
+        for (auto& [name, entry] : sets_)
+            result_.sets.emplace(name, std::move(entry.prefixes));
         for (Diagnostic& warning : find_covered_rules(result_.table))
             diagnostics_.push_back(std::move(warning));
         result.rules = std::move(result_);

@@ -7,6 +7,7 @@
 #include "classify/rule.hpp"
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -41,6 +42,9 @@ struct RuleFile {
     std::optional<FailMode> fail;            // [daemon] fail, when the file sets it
     std::vector<std::uint16_t> admin_ports;  // [daemon] admin_ports: TCP ports kept
                                              // reachable in the kernel when failing closed
+    // [sets], by name without the '@', with nested sets expanded, so that
+    // rules made on the command line can refer to them too.
+    std::map<std::string, std::vector<Prefix>> sets;
 };
 
 struct CompileResult {

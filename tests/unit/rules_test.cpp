@@ -339,6 +339,12 @@ src = ["@bastions", "198.18.7.7"]
     CHECK(rule.src[1] == *parse_prefix("198.18.5.0/24").value);
     CHECK(rule.src[2] == *parse_prefix("2001:db8:5::/48").value);
     CHECK(rule.src[3] == *parse_prefix("198.18.7.7/32").value);
+
+    const auto& sets = result.rules->sets;
+    REQUIRE(sets.size() == 2);
+    CHECK(sets.at("admins").size() == 2);
+    REQUIRE(sets.at("bastions").size() == 3);
+    CHECK(sets.at("bastions")[2] == *parse_prefix("2001:db8:5::/48").value);
 }
 
 TEST_CASE("rules: set errors")
