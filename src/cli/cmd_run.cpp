@@ -1,5 +1,476 @@
-// PLACEHOLDER: replaced by the run command.
+// portwall run: the daemon. It judges the packets netfilter queues to it
+// with the rule file, in the foreground, until SIGINT or SIGTERM.
+//
+// Threads: one reader per queue judges packets. The main thread waits for
+// signals through a signalfd, so no work runs in a signal handler. It reloads
+// the rule file on SIGHUP, publishes it through the RulesetHolder, and stops
+// the readers on SIGINT or SIGTERM.
 #include "cli/commands.hpp"
+
+#include "common/log.hpp"
+#include "queue/hooks.hpp"
+#include "queue/nfqueue.hpp"
+#include "rules/compiler.hpp"
+
+#include <cerrno>
+#include <cinttypes>
+#include <csignal>
+#include <cstring>
+#include <fstream>
+#include <memory>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
 namespace portwall::cli {
-void add_run_command(CLI::App&, int&) {}
+
+namespace {
+
+struct RunOptions {
+    std::string rules_path;
+    std::uint16_t queue = 0;
+    std::uint16_t queues = 1;
+    bool no_hooks = false;
+    std::string hook_backend = "auto";
+    std::string mode = "packet";
+    std::string fail; // empty: the rule file's [daemon] fail, else open
+    std::string classifier = "compiled";
+    QueueOptions queue_options;
+    bool log_debug = false;
+};
+
+// Closes a file descriptor when it goes out of scope.
+class FileDescriptor {
+public:
+    explicit FileDescriptor(int fd = -1) noexcept : fd_(fd) {}
+    ~FileDescriptor()
+    {
+        if (fd_ >= 0)
+            ::close(fd_);
+    }
+    FileDescriptor(const FileDescriptor&) = delete;
+    FileDescriptor& operator=(const FileDescriptor&) = delete;
+    int get() const noexcept { return fd_; }
+
+private:
+    int fd_;
+};
+
+// The hook rules of this run: removed when the guard is destroyed, so every
+// exit path after a successful install takes them out again.
+class HookGuard {
+public:
+    explicit HookGuard(HookConfig config) : config_(std::move(config)) {}
+    ~HookGuard() { remove(); }
+    HookGuard(const HookGuard&) = delete;
+    HookGuard& operator=(const HookGuard&) = delete;
+
+    HookResult install()
+    {
+        HookResult result = install_hooks(config_);
+        installed_ = result.ok;
+        if (result.ok)
+            config_.backend = result.used; // remove with the backend that installed
+        return result;
+    }
+
+    void remove()
+    {
+        if (!installed_)
+            return;
+        installed_ = false;
+        const HookResult result = remove_hooks(config_);
+        if (result.ok)
+            LOG_INFO("hooks removed (%s)", std::string(hook_backend_name(config_.backend)).c_str());
+        else
+            LOG_ERROR("removing the hooks failed: %s", result.error.c_str());
+    }
+
+private:
+    HookConfig config_;
+    bool installed_ = false;
+};
+
+// Read and compile the rule file. Logs every diagnostic (with the source line
+// and a caret) and returns nullopt when the file cannot be used.
+std::optional<RuleFile> load_rule_file(const std::string& path)
+{
+    std::ifstream file(path, std::ios::binary);
+    if (!file) {
+        LOG_ERROR("%s: cannot read the rule file: %s", path.c_str(), std::strerror(errno));
+        return std::nullopt;
+    }
+    std::ostringstream text;
+    text << file.rdbuf();
+    const std::string source = text.str();
+
+    CompileResult result = compile_rules(source, path);
+    for (const Diagnostic& diagnostic : result.diagnostics) {
+        const LogLevel level =
+            diagnostic.severity == Diagnostic::Severity::error ? LogLevel::error : LogLevel::warning;
+        // format_diagnostic returns several lines; log them as one message.
+        log_message(level, "%s", format_diagnostic(diagnostic, source).c_str());
+    }
+    if (!result.ok()) {
+        LOG_ERROR("%s: %zu errors, rule file not loaded", path.c_str(), result.error_count());
+        return std::nullopt;
+    }
+    return std::move(result.rules);
 }
+
+const char* fail_mode_name(bool fail_open)
+{
+    return fail_open ? "open" : "closed";
+}
+
+class Daemon {
+public:
+    explicit Daemon(const RunOptions& options) : options_(options) {}
+    // Joins the reader threads on every path, also when run() throws.
+    ~Daemon() { stop_readers(); }
+    Daemon(const Daemon&) = delete;
+    Daemon& operator=(const Daemon&) = delete;
+
+    int run();
+
+private:
+    bool start_readers();
+    void stop_readers();
+    bool wait_for_signals(int signal_fd);
+    void reload();
+    void report_counters() const;
+    void report_rule_counters() const;
+    HookConfig hook_config(const RuleFile& rules) const;
+
+    const RunOptions& options_;
+    ClassifierKind classifier_kind_ = ClassifierKind::compiled;
+    bool fail_open_ = true;
+    std::uint64_t generation_ = 0;
+    RulesetHolder holder_;
+    std::vector<std::unique_ptr<QueueReader>> readers_;
+    std::vector<std::thread> threads_;
+    FileDescriptor reader_exit_{eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)};
+    bool reader_failed_ = false;
+};
+
+HookConfig Daemon::hook_config(const RuleFile& rules) const
+{
+    HookConfig config;
+    if (options_.hook_backend == "iptables")
+        config.backend = HookBackend::iptables;
+    else if (options_.hook_backend == "nft")
+        config.backend = HookBackend::nft;
+    config.mode = options_.mode == "flow" ? QueueMode::flow : QueueMode::packet;
+    config.first_queue = options_.queue;
+    config.queue_count = options_.queues;
+    config.fail_open = fail_open_;
+    config.admin_ports = rules.admin_ports;
+    return config;
+}
+
+int Daemon::run()
+{
+    classifier_kind_ =
+        options_.classifier == "linear" ? ClassifierKind::linear : ClassifierKind::compiled;
+
+    std::optional<RuleFile> rules = load_rule_file(options_.rules_path);
+    if (!rules)
+        return 1;
+    // The flag wins over the file. With neither, traffic passes when the
+    // daemon cannot judge it, so that a crash does not cut the host off.
+    if (!options_.fail.empty())
+        fail_open_ = options_.fail == "open";
+    else if (rules->fail)
+        fail_open_ = *rules->fail == FailMode::open;
+    const std::size_t rule_count = rules->table.rules.size();
+    const Action policy = rules->table.policy;
+    HookConfig hooks = hook_config(*rules);
+    holder_.store(std::make_shared<const Ruleset>(std::move(rules->table), classifier_kind_,
+                                                  ++generation_));
+
+    // Block the signals before any thread starts, so that every thread
+    // inherits the mask and only the signalfd receives them.
+    sigset_t signals;
+    sigemptyset(&signals);
+    sigaddset(&signals, SIGINT);
+    sigaddset(&signals, SIGTERM);
+    sigaddset(&signals, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+    FileDescriptor signal_fd(signalfd(-1, &signals, SFD_CLOEXEC | SFD_NONBLOCK));
+    if (signal_fd.get() < 0 || reader_exit_.get() < 0) {
+        LOG_ERROR("cannot create the signal or event descriptor: %s", std::strerror(errno));
+        return 1;
+    }
+
+    if (!start_readers())
+        return 1;
+
+    HookGuard guard(hooks);
+    std::string backend = "none (--no-hooks)";
+    if (!options_.no_hooks) {
+        const HookResult installed = guard.install();
+        if (!installed.ok) {
+            LOG_ERROR("installing the hooks failed: %s", installed.error.c_str());
+            stop_readers();
+            return 1;
+        }
+        backend = std::string(hook_backend_name(installed.used));
+        if (!installed.backend_reason.empty())
+            backend += " (" + installed.backend_reason + ")";
+    }
+
+    LOG_INFO("started: queues %u-%u, rules %s, %zu rules, policy %s, mode %s, fail %s, "
+             "hooks %s, copy range %u bytes, classifier %s",
+             options_.queue, options_.queue + options_.queues - 1, options_.rules_path.c_str(),
+             rule_count, std::string(action_name(policy)).c_str(), options_.mode.c_str(),
+             fail_mode_name(fail_open_), backend.c_str(), options_.queue_options.copy_range,
+             options_.classifier.c_str());
+
+    const bool clean = wait_for_signals(signal_fd.get());
+
+    // Hooks first, so that no new packet is queued while the readers drain.
+    guard.remove();
+    stop_readers();
+    report_counters();
+    LOG_INFO("stopped%s", clean ? "" : " after an error");
+    return clean && !reader_failed_ ? 0 : 1;
+}
+
+bool Daemon::start_readers()
+{
+    for (std::uint16_t i = 0; i < options_.queues; ++i) {
+        QueueOptions queue_options = options_.queue_options;
+        queue_options.queue = static_cast<std::uint16_t>(options_.queue + i);
+        queue_options.fail_open = fail_open_;
+        std::string error;
+        auto reader = QueueReader::open(queue_options, holder_, error);
+        if (!reader) {
+            LOG_ERROR("%s", error.c_str());
+            stop_readers();
+            return false;
+        }
+        readers_.push_back(std::move(reader));
+    }
+    for (auto& reader : readers_) {
+        threads_.emplace_back([this, &reader] {
+            if (reader->run())
+                return;
+            LOG_ERROR("queue %u: reader stopped: %s", reader->queue(), reader->error().c_str());
+            const std::uint64_t one = 1;
+            [[maybe_unused]] const ssize_t written = ::write(reader_exit_.get(), &one, sizeof one);
+        });
+    }
+    return true;
+}
+
+void Daemon::stop_readers()
+{
+    for (auto& reader : readers_)
+        reader->stop();
+    for (auto& thread : threads_)
+        thread.join();
+    threads_.clear();
+}
+
+// Serve signals until SIGINT or SIGTERM (returns true) or until a reader
+// fails (returns false).
+bool Daemon::wait_for_signals(int signal_fd)
+{
+    pollfd watched[2] = {{signal_fd, POLLIN, 0}, {reader_exit_.get(), POLLIN, 0}};
+    for (;;) {
+        if (poll(watched, 2, -1) < 0) {
+            if (errno == EINTR)
+                continue;
+            LOG_ERROR("poll failed: %s", std::strerror(errno));
+            return false;
+        }
+        if (watched[1].revents & POLLIN) {
+            reader_failed_ = true;
+            return false;
+        }
+        signalfd_siginfo info{};
+        while (::read(signal_fd, &info, sizeof info) == sizeof info) {
+            if (info.ssi_signo == SIGHUP) {
+                reload();
+                continue;
+            }
+            LOG_INFO("received %s, stopping", strsignal(static_cast<int>(info.ssi_signo)));
+            return true;
+        }
+    }
+}
+
+void Daemon::reload()
+{
+    LOG_INFO("received SIGHUP, reloading %s", options_.rules_path.c_str());
+    std::optional<RuleFile> rules = load_rule_file(options_.rules_path);
+    if (!rules) {
+        LOG_ERROR("reload failed: the previous rules stay in force (generation %" PRIu64 ")",
+                  generation_);
+        return;
+    }
+    // TODO: the fail mode and admin ports are part of the hook rules, which a
+    // reload does not reinstall, so a change to them takes effect at restart.
+    if (options_.fail.empty() && rules->fail && (*rules->fail == FailMode::open) != fail_open_)
+        LOG_WARNING("reload: [daemon] fail changed; it takes effect when the daemon restarts");
+
+    const std::size_t rule_count = rules->table.rules.size();
+    const Action policy = rules->table.policy;
+    auto next = std::make_shared<Ruleset>(std::move(rules->table), classifier_kind_, generation_ + 1);
+    if (const auto previous = holder_.load())
+        next->carry_counters_from(*previous);
+    holder_.store(std::move(next));
+    ++generation_;
+    LOG_INFO("reloaded %s: %zu rules, policy %s, generation %" PRIu64, options_.rules_path.c_str(),
+             rule_count, std::string(action_name(policy)).c_str(), generation_);
+}
+
+void Daemon::report_counters() const
+{
+    for (const auto& reader : readers_) {
+        const QueueCounters& c = reader->counters();
+        const auto get = [](const QueueCounters::Counter& counter) {
+            return static_cast<unsigned long long>(counter.load(std::memory_order_relaxed));
+        };
+        LOG_INFO("queue %u counters: packets=%llu accepted=%llu dropped=%llu malformed=%llu "
+                 "missing_payload=%llu no_ruleset=%llu enobufs=%llu verdict_errors=%llu "
+                 "truncated_messages=%llu unusable_messages=%llu verdict_messages=%llu "
+                 "batch_verdict_messages=%llu batches=%llu",
+                 reader->queue(), get(c.packets), get(c.accepted), get(c.dropped),
+                 static_cast<unsigned long long>(c.malformed_total()), get(c.missing_payload),
+                 get(c.no_ruleset), get(c.enobufs), get(c.verdict_errors),
+                 get(c.truncated_messages), get(c.unusable_messages), get(c.verdict_messages),
+                 get(c.batch_verdict_messages), get(c.batches));
+        for (std::size_t i = 1; i < decode_status_count; ++i) {
+            const auto count = get(c.malformed[i]);
+            if (count != 0)
+                LOG_INFO("queue %u malformed %s=%llu", reader->queue(),
+                         std::string(decode_status_name(static_cast<DecodeStatus>(i))).c_str(),
+                         count);
+        }
+        // Read while the queue is still bound, because the kernel removes its
+        // counters at unbind.
+        if (const auto kernel = read_kernel_queue_stats(reader->queue()))
+            LOG_INFO("queue %u kernel: waiting=%" PRIu64 " queue_dropped=%" PRIu64
+                     " user_dropped=%" PRIu64 " last_packet_id=%" PRIu64,
+                     reader->queue(), kernel->waiting, kernel->queue_dropped,
+                     kernel->user_dropped, kernel->last_packet_id);
+    }
+    report_rule_counters();
+}
+
+void Daemon::report_rule_counters() const
+{
+    const auto ruleset = holder_.load();
+    if (!ruleset)
+        return;
+    const RuleTable& table = ruleset->table();
+    for (std::size_t i = 0; i < table.rules.size(); ++i) {
+        const HitCounter& hits = ruleset->rule_counter(i);
+        LOG_INFO("rule %s (%s): packets=%" PRIu64 " bytes=%" PRIu64,
+                 rule_display_name(table, i).c_str(),
+                 std::string(action_name(table.rules[i].action)).c_str(),
+                 hits.packets.load(std::memory_order_relaxed),
+                 hits.bytes.load(std::memory_order_relaxed));
+    }
+    const HitCounter& policy = ruleset->policy_counter();
+    LOG_INFO("policy (%s): packets=%" PRIu64 " bytes=%" PRIu64,
+             std::string(action_name(table.policy)).c_str(),
+             policy.packets.load(std::memory_order_relaxed),
+             policy.bytes.load(std::memory_order_relaxed));
+}
+
+void add_queue_options(CLI::App& command, RunOptions& options)
+{
+    QueueOptions& queue = options.queue_options;
+    command.add_option("--copy-range", queue.copy_range,
+                       "bytes of each packet copied to userspace for decoding (headers only; "
+                       "a header beyond it counts as ports not captured)")
+        ->check(CLI::Range(64u, 65535u))
+        ->capture_default_str();
+    command.add_option("--queue-maxlen", queue.max_length,
+                       "packets the kernel holds per queue while waiting for verdicts; when "
+                       "full, the fail mode decides")
+        ->check(CLI::Range(1u, 1u << 24))
+        ->capture_default_str();
+    command.add_option("--rcvbuf", queue.receive_buffer,
+                       "netlink socket receive buffer per queue, in bytes")
+        ->check(CLI::Range(65536, 1 << 30))
+        ->capture_default_str();
+    command.add_option("--batch", queue.batch_size,
+                       "packet messages read per system call (recvmmsg) and judged per batch")
+        ->check(CLI::Range(1u, 1024u))
+        ->capture_default_str();
+    command.add_flag("!--no-batch-verdicts", queue.batch_verdicts,
+                     "send one verdict message per packet instead of one per run of equal "
+                     "verdicts (NFQNL_MSG_VERDICT_BATCH)");
+}
+
+} // namespace
+
+void add_run_command(CLI::App& app, int& exit_status)
+{
+    auto options = std::make_shared<RunOptions>();
+    CLI::App* command = app.add_subcommand(
+        "run", "Filter the packets queued to portwall (NFQUEUE) with a rule file, in the "
+               "foreground. Needs root (CAP_NET_ADMIN). SIGHUP reloads the rule file; SIGINT "
+               "and SIGTERM stop the daemon, remove its hooks and print its counters.");
+    command->add_option("--rules", options->rules_path, "TOML rule file (required)")->required();
+    command->add_option("--queue", options->queue, "number of the first NFQUEUE queue")
+        ->check(CLI::Range(0, 65535))
+        ->capture_default_str();
+    command->add_option("--queues", options->queues,
+                        "number of queues, one reader thread each, starting at --queue; the "
+                        "hooks spread flows over them")
+        ->check(CLI::Range(1, 64))
+        ->capture_default_str();
+    command->add_flag("--no-hooks", options->no_hooks,
+                      "install no netfilter rules; the admin sends packets to the queue");
+    command->add_option("--hook-backend", options->hook_backend,
+                        "tool that installs the hooks: auto, iptables or nft")
+        ->check(CLI::IsMember({"auto", "iptables", "nft"}))
+        ->capture_default_str();
+    command->add_option("--mode", options->mode,
+                        "packet: queue every packet; flow: queue only packets that conntrack "
+                        "does not place in a known connection")
+        ->check(CLI::IsMember({"packet", "flow"}))
+        ->capture_default_str();
+    command->add_option("--fail", options->fail,
+                        "open: packets pass when no reader takes them (daemon gone or queue "
+                        "full); closed: they are dropped. Default: the rule file's [daemon] "
+                        "fail, else open")
+        ->check(CLI::IsMember({"open", "closed"}));
+    command->add_option("--classifier", options->classifier,
+                        "rule lookup: compiled, or linear (the reference)")
+        ->check(CLI::IsMember({"compiled", "linear"}))
+        ->capture_default_str();
+    add_queue_options(*command, *options);
+    command->add_flag("--debug", options->log_debug, "log debug messages");
+
+    command->callback([options, &exit_status] {
+        if (options->queue + options->queues - 1 > 65535) {
+            LOG_ERROR("--queue %u with --queues %u goes past queue 65535", options->queue,
+                      options->queues);
+            exit_status = 2;
+            return;
+        }
+        if (options->log_debug)
+            set_log_level(LogLevel::debug);
+        Daemon daemon(*options);
+        try {
+            exit_status = daemon.run();
+        } catch (const std::exception& error) {
+            // Destructors have removed the hooks by now.
+            LOG_ERROR("stopped: %s", error.what());
+            exit_status = 1;
+        }
+    });
+}
+
+} // namespace portwall::cli

@@ -1,0 +1,218 @@
+#!/usr/bin/env bash
+# Integration test of `portwall run` on real traffic, in two network
+# namespaces it creates and removes: TCP and UDP over IPv4 and IPv6 to an
+# allowed and a blocked port, a SIGHUP reload with a good file and then with
+# a broken one, and SIGTERM, after which the hook rules must be gone.
+#
+# Usage: run_test.sh PORTWALL_BINARY. Needs root; exits 77 (skipped) without.
+set -euo pipefail
+
+portwall=${1:?usage: run_test.sh PORTWALL_BINARY}
+here=$(cd "$(dirname "$0")" && pwd)
+
+skip() {
+  echo "SKIPPED: $*" >&2
+  exit 77
+}
+
+[ "$(id -u)" -eq 0 ] || skip "the netns integration test needs root to create network namespaces"
+for tool in ip iptables ip6tables socat ss timeout; do
+  command -v "$tool" >/dev/null || skip "$tool is not installed; run tools/install-deps"
+done
+
+# shellcheck source=netns.sh
+source "$here/netns.sh"
+
+work=$(mktemp -d)
+daemon_pid=
+cleanup() {
+  if [ -n "$daemon_pid" ]; then
+    kill -TERM "$daemon_pid" 2>/dev/null || true
+    wait "$daemon_pid" 2>/dev/null || true
+  fi
+  netns_cleanup
+  rm -rf "$work"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+failures=0
+fail() {
+  echo "FAIL: $*" >&2
+  failures=$((failures + 1))
+}
+
+# Expect traffic ($1 protocol, $2 family, $3 port) to get through. A pass is
+# tried three times, so that a lost datagram on a loaded machine does not
+# fail the test. A block is checked once, because any reply is a failure.
+expect_pass() {
+  local answer attempt
+  for attempt in 1 2 3; do
+    answer=$(netns_probe "$1" "$2" "$3")
+    [ "$answer" = "$1 $3" ] && { echo "ok: $1/IPv$2 port $3 passes"; return 0; }
+    echo "note: $1/IPv$2 port $3 got no reply (attempt $attempt)" >&2
+  done
+  fail "$1/IPv$2 to port $3 should pass but got no reply"
+}
+
+expect_blocked() {
+  local answer
+  answer=$(netns_probe "$1" "$2" "$3")
+  if [ -n "$answer" ]; then
+    fail "$1/IPv$2 to port $3 should be blocked but got '$answer'"
+  else
+    echo "ok: $1/IPv$2 port $3 blocked"
+  fi
+}
+
+# $1: port that must pass, $2: port that must be blocked.
+check_traffic() {
+  local protocol family
+  for protocol in tcp udp; do
+    for family in 4 6; do
+      expect_pass "$protocol" "$family" "$1"
+      expect_blocked "$protocol" "$family" "$2"
+    done
+  done
+}
+
+# Wait up to 10 s for the $2-th line of the daemon log that matches $1.
+wait_log() {
+  local pattern=$1 count=${2:-1} i
+  for i in $(seq 100); do
+    if [ "$(grep -c -- "$pattern" "$work/daemon.log" || true)" -ge "$count" ]; then
+      return 0
+    fi
+    if ! kill -0 "$daemon_pid" 2>/dev/null; then
+      break
+    fi
+    sleep 0.1
+  done
+  fail "daemon log has no line matching '$pattern' (wanted $count)"
+  cat "$work/daemon.log" >&2
+  return 1
+}
+
+# Rule files. First: accept by default and block 9001 by a rule.
+cat >"$work/first.toml" <<'EOF'
+version = 1
+
+[policy]
+input = "accept"
+
+[[rule]]
+name = "block-9001"
+action = "drop"
+dport = 9001
+EOF
+
+# Second: drop by default; allow 9001 and ICMP (IPv6 needs neighbour
+# discovery), so 9000 is now blocked by the policy.
+cat >"$work/second.toml" <<'EOF'
+version = 1
+
+[policy]
+input = "drop"
+
+[[rule]]
+name = "allow-icmp"
+action = "accept"
+proto = ["icmp", "icmpv6"]
+
+[[rule]]
+name = "allow-9001"
+action = "accept"
+dport = 9001
+EOF
+
+# Broken: a port out of range. Reloading it must change nothing.
+cat >"$work/broken.toml" <<'EOF'
+version = 1
+
+[policy]
+input = "accept"
+
+[[rule]]
+name = "open-all"
+action = "accept"
+dport = 70000
+EOF
+
+netns_setup "$(printf '%04x' $((RANDOM)))"
+netns_serve 9000
+netns_serve 9001
+netns_wait_listening 9000 || fail "servers on port 9000 did not start"
+netns_wait_listening 9001 || fail "servers on port 9001 did not start"
+
+cp "$work/first.toml" "$work/rules.toml"
+ip netns exec "$netns_server" "$portwall" run --rules "$work/rules.toml" 2>"$work/daemon.log" &
+daemon_pid=$!
+wait_log "info: started:"
+
+echo "== hooks installed"
+hooks_v4=$(ip netns exec "$netns_server" iptables -S)
+hooks_v6=$(ip netns exec "$netns_server" ip6tables -S)
+grep -q NFQUEUE <<<"$hooks_v4" || fail "no NFQUEUE rule for IPv4 while the daemon runs"
+grep -q NFQUEUE <<<"$hooks_v6" || fail "no NFQUEUE rule for IPv6 while the daemon runs"
+
+echo "== first rules: 9000 passes, 9001 blocked by rule block-9001"
+check_traffic 9000 9001
+grep -q "dropped tcp 198.18.0.1:[0-9]* -> 198.18.0.2:9001 by rule block-9001" "$work/daemon.log" ||
+  fail "no drop log line naming rule block-9001, address and port"
+
+echo "== reload with a good file: 9001 passes, 9000 blocked by the policy"
+cp "$work/second.toml" "$work/rules.toml"
+kill -HUP "$daemon_pid"
+wait_log "info: reloaded"
+check_traffic 9001 9000
+
+echo "== reload with a broken file: nothing changes"
+cp "$work/broken.toml" "$work/rules.toml"
+kill -HUP "$daemon_pid"
+wait_log "reload failed"
+grep -q "rules.toml:[0-9]*:[0-9]*: error:" "$work/daemon.log" ||
+  fail "the broken file's error is not logged as FILE:LINE:COLUMN: error:"
+check_traffic 9001 9000
+
+echo "== SIGTERM: the daemon stops, removes its hooks and prints its counters"
+kill -TERM "$daemon_pid"
+status=0
+wait "$daemon_pid" || status=$?
+daemon_pid=
+[ "$status" -eq 0 ] || fail "daemon exited with status $status"
+hooks_v4=$(ip netns exec "$netns_server" iptables -S)
+hooks_v6=$(ip netns exec "$netns_server" ip6tables -S)
+if grep -qi "NFQUEUE\|PORTWALL" <<<"$hooks_v4$hooks_v6"; then
+  fail "hook rules left behind after SIGTERM:"
+  echo "$hooks_v4" "$hooks_v6" >&2
+fi
+
+# Every packet the kernel queued got a verdict: nothing waits in the kernel,
+# and the reader counted as many packets as the kernel handed out ids.
+counters=$(grep "queue 0 counters:" "$work/daemon.log" || true)
+kernel=$(grep "queue 0 kernel:" "$work/daemon.log" || true)
+value() { sed -n "s/.* $1=\([0-9]*\).*/\1/p" <<<"$2"; }
+packets=$(value packets "$counters")
+dropped=$(value dropped "$counters")
+accepted=$(value accepted "$counters")
+[ -n "$packets" ] || fail "no counters line in the log"
+[ "${dropped:-0}" -gt 0 ] || fail "dropped counter is ${dropped:-missing}, expected > 0"
+[ "${accepted:-0}" -gt 0 ] || fail "accepted counter is ${accepted:-missing}, expected > 0"
+[ "$(value waiting "$kernel")" = 0 ] || fail "packets still waiting in the kernel: $kernel"
+last_id=$(value last_packet_id "$kernel")
+user_dropped=$(value user_dropped "$kernel")
+if [ -n "$last_id" ] && [ "$packets" != "$((last_id - user_dropped))" ]; then
+  fail "reader judged $packets packets but the kernel queued $((last_id - user_dropped))"
+fi
+grep -q "rule allow-9001 (accept): packets=[1-9]" "$work/daemon.log" ||
+  fail "no hits counted for rule allow-9001"
+grep -q "policy (drop): packets=[1-9]" "$work/daemon.log" || fail "no hits counted for the policy"
+
+echo "== daemon log"
+cat "$work/daemon.log"
+
+if [ "$failures" -ne 0 ]; then
+  echo "$failures checks failed" >&2
+  exit 1
+fi
+echo "all checks passed"
