@@ -20,7 +20,7 @@ struct CompiledLimits {
     // list lengths); a rule above it is kept in the side table instead.
     std::uint32_t max_boxes_per_rule = 256;
     // Boxes a leaf may hold before the builder splits it.
-    std::uint32_t leaf_size = 4;
+    std::uint32_t leaf_size = 8;
     // Depth at which the builder stops splitting whatever the leaf size.
     std::uint32_t max_depth = 48;
 };
@@ -84,6 +84,8 @@ private:
         std::uint32_t link = 0;
     };
     static constexpr std::uint32_t leaf_dim = 15;
+
+    void lay_out_breadth_first();
 
     template <unsigned Dims>
     std::uint32_t lookup_fixed(const Key& key, std::uint32_t bound) const noexcept;
