@@ -1,4 +1,132 @@
-// THEORY-OF-OPERATION
+// The compiled classifier: theory of operation
+// =============================================
+//
+// Problem. A packet has five fields that rules test: protocol, source port,
+// destination port, source address, destination address. A rule is a set of
+// conditions, each a list ("any" when empty), and the first rule in table
+// order whose conditions all hold decides. The linear reference tests every
+// rule in turn; this classifier must return the same rule in time that grows
+// slowly with the table, without allocating or locking on lookup.
+//
+// Choice. Bit-vector schemes (one bitmap of all rules per field value, ANDed
+// at lookup, as nft_set_pipapo does) are exact and simple, but every lookup
+// table entry holds a bitmap of N bits: at 100,000 rules that is 12.5 KB per
+// entry, far beyond a budget of 100 bytes per rule. Tuple space search needs
+// one hash probe per distinct prefix-length tuple, tens of probes on
+// ClassBench sets. A decision tree answers with a handful of comparisons and
+// a short leaf scan, and its memory is what the rules cost when few rules are
+// copied into several leaves. This file builds binary trees that cut one
+// field at a chosen value per node (the HyperSplit family), and keeps copies
+// down by giving rules with a small source, a small destination and neither
+// a tree each (the partitioning idea of CutSplit).
+//
+// Step 1: rules become boxes. Each field is a range of unsigned integers:
+//   dim 0 protocol 0..255
+//   dim 1, 2 source and destination port 0..65536, where 65536 is the key of
+//            a packet whose ports cannot be read. A rule that names no ports
+//            covers 0..65536; a rule that names ports covers only its ranges,
+//            so it never matches such a packet, exactly as rule_matches().
+//   dim 3, 4 first 32-bit word of the source and destination address; IPv6
+//            adds words 2..4 as dims 5..10, alternating source, destination.
+// A prefix is a box: words it covers whole are one value, the word holding
+// its last bit is a range, later words are 0..2^32-1. A protocol set becomes
+// runs of consecutive numbers. A rule whose fields hold lists becomes the
+// cross product of its list members, one box each, all carrying the rule's
+// index; IPv4 and IPv6 get separate boxes and separate trees, and a rule
+// whose address lists hold no prefix of a family gets no box there.
+//
+// Step 2: partitions. A box whose source word 0 spans fewer than 2^16 values
+// (a prefix of /16 or longer) goes to partition 0; else one with such a
+// destination to partition 1; else partition 2. Within a partition most
+// boxes are narrow in one address field, so cuts there copy few boxes.
+//
+// Step 3: the tree. A node owns a region (a range per dim, initially
+// everything) and the boxes that overlap it, in rule order. The builder
+//   a) drops every box after the first one that covers the whole region,
+//      and in nodes of at most 32 boxes each box that an earlier box covers
+//      within the region: neither can ever be the first match there;
+//   b) makes a leaf when at most leaf_size boxes remain;
+//   c) otherwise tries, in every dim, a cut at t = low - 1 and t = high of
+//      each box where t lies inside the region. Boxes with low <= t go left,
+//      boxes with high > t go right, so a box across t goes to both. It
+//      takes the cut with the lowest 4 * max(left, right) + copies, where
+//      copies = left + right - boxes: balance first, memory second.
+// Nodes are stored breadth first, 8 bytes each (value, child << 4 | dim), so
+// the two children of a node are adjacent; leaves list box ids in rule order.
+//
+// Step 4: lookup. Build the key on the stack, then visit the family's trees
+// in order of their first rule, passing the best rule found so far: a tree
+// whose first rule is not below it is skipped, and a leaf scan stops at the
+// first box whose rule is not below it. In a leaf each dim is tested as
+// key - low <= high - low in unsigned arithmetic, one comparison per dim.
+// Last, the side table (below) is scanned for rules before the best.
+//
+// Worked example, IPv4, leaf_size 2 (the default is 8):
+//   R0  accept  proto tcp  dport 22     src 198.18.1.0/24
+//   R1  drop               dport 80-89  dst 0.0.0.0/0
+//   R2  accept                          src 198.18.0.0/15
+// R1 names ports without a protocol, which means tcp, udp, udplite and sctp.
+// Its dst keeps it IPv4 only (an empty list would add IPv6 boxes as well).
+// Boxes (proto; sport; dport; src word; dst word), addresses in hex:
+//   b0 R0  6;        0..65535; 22;       c6120100..c61201ff; any
+//   b1 R1  6;        0..65535; 80..89;   any;                any
+//   b2 R1  17;       same as b1
+//   b3 R1  132;      same as b1
+//   b4 R1  136;      same as b1
+//   b5 R2  0..255;   0..65536; 0..65536; c6120000..c613ffff; any
+// Partitions: b0 has a /24 source, so partition 0 = {b0}, a single leaf.
+// b1..b5 have wide sources and destinations: partition 2. Its root region is
+// everything and no box covers it. Candidate cuts, among others:
+//   proto <= 6:     left {b1, b5},     right {b2, b3, b4, b5}  cost 4*4+1 = 17
+//   proto <= 17:    left {b1, b2, b5}, right {b3, b4, b5}      cost 4*3+1 = 13
+//   dport <= 65536: left all five,     right {b5}              cost 4*5+1 = 21
+// The first cut of lowest cost wins, proto <= 17. The left child (proto
+// 0..17, three boxes) is cut again at proto <= 6, the right child (proto
+// 18..255) at proto <= 132, each side with cost 4*2+1 = 9:
+//
+//   partition 0: leaf [b0]
+//   partition 2:          proto <= 17
+//                    /                  \
+//             proto <= 6              proto <= 132
+//             /        \              /          \
+//        [b1, b5]   [b2, b5]     [b3, b5]     [b4, b5]
+//
+// That is 8 nodes and 9 leaf entries; b5 is copied into four leaves.
+// Lookups, trees visited in order of first rule (partition 0 from R0, then
+// partition 2 from R1):
+//   tcp 198.18.1.7:40000 -> 198.19.0.1:22. Key (6, 40000, 22, c6120107,
+//     c6130001). Partition 0: b0 contains it, best = R0. Partition 2 starts
+//     at R1 >= R0, so it is skipped. Result R0.
+//   udp 198.18.5.5:53 -> 198.19.0.1:85. Partition 0: b0 fails on protocol.
+//     Partition 2: 17 <= 17 goes left, 17 > 6 goes right, leaf [b2, b5]:
+//     b2 contains the key (85 is in 80..89). Result R1.
+//   icmp 198.18.5.5 -> 198.19.0.1. No ports, so both port keys are 65536.
+//     Partition 0: b0 fails. Partition 2: 1 <= 17, 1 <= 6, leaf [b1, b5]:
+//     b1 fails on protocol, b5 holds (65536 is in 0..65536). Result R2.
+// The unit test "compiled: worked example of the theory" checks these.
+//
+// Side table. A rule stays out of the trees, and is tested with
+// rule_matches() after them, when one family would need more than
+// max_boxes_per_rule boxes (256 by default), or when it holds a prefix
+// longer than its family, a prefix with host bits set or a port range with
+// low > high. The rules compiler rejects the last three, so only long lists
+// end up here; the scan stops at the first side rule not before the best.
+//
+// Limits, enforced: leaf_size (8) boxes per leaf unless max_depth (48) stops
+// the split first or no cut separates the boxes; at most 2^28 - 1 nodes,
+// leaf entries and boxes per tree (std::length_error at compile); rule
+// indexes below 2^32 - 1.
+// Memory: per box 4 + 8 * dims bytes (44 for IPv4, 92 for IPv6), per node 8,
+// per leaf entry 4, plus the side rules' copies.
+// Concurrency: lookup reads only immutable data and a key on its stack, so
+// any number of threads may share one classifier.
+// Changes: there is no incremental insert or delete. A change compiles the
+// whole table again; docs/performance.md gives the measured compile times.
+//
+// NOTE: partitioning limits copies on ClassBench-like tables but bounds
+// nothing: many overlapping wide ranges in one partition still copy boxes
+// into many leaves, and memory and compile time then grow faster than the
+// rule count.
 #include "classify/compiled.hpp"
 
 #include <algorithm>

@@ -344,3 +344,45 @@ TEST_CASE("compiled: prefixes the rules compiler rejects keep their meaning")
     CHECK(compiled.stats().side_rules == 4);
     expect_agreement(table, packets, {});
 }
+
+TEST_CASE("compiled: worked example of the theory")
+{
+    // The example at the top of src/classify/compiled.cpp, checked step by step.
+    RuleTable table;
+    Rule ssh;
+    ssh.action = Action::accept;
+    ssh.any_protocol = false;
+    ssh.protocols.set(ipproto::tcp);
+    ssh.dport.push_back({22, 22});
+    ssh.src.push_back(Prefix{v4(198, 18, 1, 0), 24});
+    Rule web;
+    web.action = Action::drop;
+    web.any_protocol = false;
+    web.protocols = port_protocols();
+    web.dport.push_back({80, 89});
+    web.dst.push_back(Prefix{v4(0, 0, 0, 0), 0});
+    Rule lab;
+    lab.action = Action::accept;
+    lab.src.push_back(Prefix{v4(198, 18, 0, 0), 15});
+    table.rules = {ssh, web, lab};
+
+    CompiledLimits limits;
+    limits.leaf_size = 2;
+    const CompiledClassifier compiled(table, limits);
+    const CompiledStats stats = compiled.stats();
+    CHECK(stats.trees == 2);
+    CHECK(stats.boxes == 6);
+    CHECK(stats.nodes == 8);
+    CHECK(stats.leaf_entries == 9);
+    CHECK(stats.depth == 2);
+
+    PacketView to_ssh = tcp_packet(v4(198, 18, 1, 7), v4(198, 19, 0, 1), 40000, 22);
+    PacketView to_web = tcp_packet(v4(198, 18, 5, 5), v4(198, 19, 0, 1), 53, 85);
+    to_web.protocol = ipproto::udp;
+    PacketView ping = tcp_packet(v4(198, 18, 5, 5), v4(198, 19, 0, 1), 0, 0);
+    ping.protocol = ipproto::icmp;
+    ping.ports = PortsAbsence::no_ports_in_protocol;
+    CHECK(compiled.classify(to_ssh).rule == 0);
+    CHECK(compiled.classify(to_web).rule == 1);
+    CHECK(compiled.classify(ping).rule == 2);
+}
