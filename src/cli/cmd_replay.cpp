@@ -80,7 +80,10 @@ void report_problems(const replay::RunResult& result, const std::string& expect_
         std::cerr << "portwall replay: error: " << capture.path;
         if (capture.failed_index != 0)
             std::cerr << ": packet " << capture.failed_index;
-        std::cerr << ": " << capture.error << " (" << capture.packets << " packets read before)\n";
+        std::cerr << ": " << capture.error;
+        if (capture.failed_index != 0)
+            std::cerr << " (packets read before it: " << capture.packets << ")";
+        std::cerr << '\n';
     }
 }
 

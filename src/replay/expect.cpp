@@ -273,7 +273,7 @@ ExpectParseResult read_expect_file(const std::string& path)
     std::ifstream input(path, std::ios::binary);
     if (!input) {
         ExpectParseResult result;
-        result.errors.push_back(path + ": error: cannot read expect file");
+        result.errors.push_back(path + ": error: failed to read the expect file");
         return result;
     }
     std::ostringstream content;

@@ -120,7 +120,7 @@ CaptureReport replay_capture(const std::string& path, const Ruleset& ruleset, To
     PcapHandle handle(
         pcap_open_offline_with_tstamp_precision(path.c_str(), PCAP_TSTAMP_PRECISION_NANO, errbuf));
     if (!handle) {
-        report.error = std::string("cannot open capture: ") + errbuf;
+        report.error = std::string("failed to open the capture: ") + errbuf;
         return report;
     }
 
