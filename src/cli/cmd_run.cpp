@@ -8,6 +8,7 @@
 #include "cli/commands.hpp"
 
 #include "common/log.hpp"
+#include "queue/conntrack.hpp"
 #include "queue/hooks.hpp"
 #include "queue/nfqueue.hpp"
 #include "rules/compiler.hpp"
@@ -144,6 +145,7 @@ private:
     void stop_readers();
     bool wait_for_signals(int signal_fd);
     void reload();
+    void cut_connections(const Ruleset& rules);
     void report_counters() const;
     void report_rule_counters() const;
     HookConfig hook_config(const RuleFile& rules) const;
@@ -325,10 +327,27 @@ void Daemon::reload()
     auto next = std::make_shared<Ruleset>(std::move(rules->table), classifier_kind_, generation_ + 1);
     if (const auto previous = holder_.load())
         next->carry_counters_from(*previous);
+    std::shared_ptr<const Ruleset> published = next;
     holder_.store(std::move(next));
     ++generation_;
     LOG_INFO("reloaded %s: %zu rules, policy %s, generation %" PRIu64, options_.rules_path.c_str(),
              rule_count, std::string(action_name(policy)).c_str(), generation_);
+    if (options_.mode == "flow")
+        cut_connections(*published);
+}
+
+// In flow mode established connections bypass the queue, so a new rule would
+// not stop one that is already open. Deleting its conntrack entry sends its
+// next packet back to the queue, where the new rules judge it.
+void Daemon::cut_connections(const Ruleset& rules)
+{
+    const ConntrackCutResult cut = cut_dropped_connections(rules);
+    if (!cut.ok)
+        LOG_ERROR("cutting connections that the new rules drop failed: %s", cut.error.c_str());
+    LOG_INFO("conntrack: %zu entries examined, %zu judged, %zu deleted, %zu vanished", cut.examined,
+             cut.judged, cut.deleted, cut.vanished);
+    for (const std::string& example : cut.examples)
+        LOG_INFO("conntrack: cut %s", example.c_str());
 }
 
 void Daemon::report_counters() const
