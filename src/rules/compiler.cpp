@@ -229,7 +229,7 @@ void Compiler::read_document(const toml::table& document)
     read_policy(document.get("policy"));
     if (const toml::node* daemon = document.get("daemon"))
         read_daemon(*daemon);
-    // Sets first: rules refer to them.
+    // Sets are read before rules because rules refer to them.
     if (const toml::node* sets = document.get("sets"))
         read_sets(*sets);
     if (const toml::node* rules = document.get("rule"))
@@ -332,7 +332,8 @@ bool Compiler::read_list(const toml::node& node, std::string_view key, ReadItem 
     if (list == nullptr)
         return read_item(node);
     if (list->empty()) {
-        // In the rule model an empty list means "any", which nobody writes on purpose.
+        // In the rule model an empty list means "any", so an empty list in a
+        // file is far more likely a mistake than a request for any value.
         error(node.source(), "'" + std::string(key) +
                                  "' is an empty list, list at least one value or remove the key");
         return false;

@@ -83,8 +83,8 @@ std::string format_port_range(const PortRange& range); // "80" or "1000-2000"
 std::string quote_toml_string(std::string_view text);
 
 // Format `rule` as a `[[rule]]` table that the compiler reads back to an
-// equal rule (sets appear expanded to their prefixes; the origin is not
-// written). Ends with a newline.
+// equal rule. Sets appear expanded to their prefixes, and the origin is not
+// written. The text ends with a newline.
 std::string format_rule_toml(const Rule& rule);
 
 } // namespace portwall
