@@ -440,7 +440,9 @@ void add_run_command(CLI::App& app, int& exit_status)
         "run", "Filter the packets queued to portwall (NFQUEUE) with a rule file, in the "
                "foreground. Needs root (CAP_NET_ADMIN). SIGHUP reloads the rule file; SIGINT "
                "and SIGTERM stop the daemon, remove its hooks and print its counters.");
-    command->add_option("--rules", options->rules_path, "TOML rule file (required)")->required();
+    command->add_option("--rules", options->rules_path, "TOML rule file")
+        ->required()
+        ->type_name("FILE");
     command->add_option("--queue", options->queue, "number of the first NFQUEUE queue")
         ->check(CLI::Range(0, 65535))
         ->capture_default_str();
