@@ -422,10 +422,12 @@ std::uint32_t DecisionTree::lookup_fixed(const Key& key, std::uint32_t bound) co
         // Leaf entries ascend by rule, so nothing after this one can win.
         if (box[0] >= bound)
             break;
-        bool inside = true;
-        for (unsigned d = 0; d < Dims; ++d)
-            inside &= key[d] - box[1 + 2 * d] <= box[2 + 2 * d];
-        if (inside)
+        // Addresses first: they reject most boxes, so most tests end after
+        // one or two dims.
+        unsigned d = Dims;
+        while (d > 0 && key[d - 1] - box[2 * d - 1] <= box[2 * d])
+            --d;
+        if (d == 0)
             return box[0];
     }
     return bound;
