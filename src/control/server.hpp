@@ -1,0 +1,72 @@
+// The control socket: a Unix stream socket served by one thread.
+//
+// Each connection carries one request and one reply (see protocol.hpp).
+// Connections are served one at a time, which also serializes changes; a
+// client that sends nothing is dropped after io_timeout, so it cannot hold
+// the others up for longer than that.
+//
+// Authorization uses the peer's credentials from SO_PEERCRED, not the
+// socket's file mode: root, or a user whose primary or supplementary groups
+// include the control group, may send any request; anyone else gets an error
+// reply. The socket is created with mode 0666 so that a refused user gets
+// that reply instead of a bare "permission denied".
+#pragma once
+
+#include "control/service.hpp"
+
+#include <sys/types.h>
+
+#include <atomic>
+#include <chrono>
+#include <optional>
+#include <string>
+#include <thread>
+
+namespace portwall::control {
+
+inline constexpr const char* default_socket_path = "/run/portwall/portwall.sock";
+inline constexpr const char* default_state_dir = "/var/lib/portwall";
+
+struct ServerOptions {
+    std::string socket_path = default_socket_path;
+    std::optional<gid_t> control_group; // members may use the socket besides root
+    std::chrono::milliseconds io_timeout{2000};
+};
+
+// Look up a group by name. Returns nullopt and sets `error` when it does
+// not exist.
+std::optional<gid_t> lookup_group(const std::string& name, std::string& error);
+
+// Whether a peer with these credentials may use the control socket.
+bool peer_allowed(uid_t uid, gid_t gid, std::optional<gid_t> control_group);
+
+class ControlServer {
+public:
+    ControlServer(ControlService& service, ServerOptions options);
+    ControlServer(const ControlServer&) = delete;
+    ControlServer& operator=(const ControlServer&) = delete;
+    ~ControlServer();
+
+    // Create the socket's directory (mode 0755) and bind the socket. Fails
+    // when another daemon answers on the path; a stale socket file is
+    // replaced.
+    bool open(std::string& error);
+
+    // Serve requests on a thread until stop().
+    void start();
+
+    // Stop the thread and remove the socket file. Safe to call twice.
+    void stop();
+
+private:
+    void serve();
+    void serve_connection(int fd);
+
+    ControlService& service_;
+    ServerOptions options_;
+    int listen_fd_ = -1;
+    int wake_fd_ = -1; // eventfd that stop() signals
+    std::thread thread_;
+};
+
+} // namespace portwall::control

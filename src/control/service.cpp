@@ -1,0 +1,403 @@
+#include "control/service.hpp"
+
+#include "common/log.hpp"
+#include "control/lockout.hpp"
+#include "control/report.hpp"
+
+#include <ctime>
+#include <unistd.h>
+
+namespace portwall::control {
+
+using nlohmann::json;
+
+namespace {
+
+Reply failure(std::string message)
+{
+    return Reply{false, std::move(message), json::object()};
+}
+
+// True when two CLI rules match the same packets with the same action; the
+// name, comment and creation time do not count.
+bool same_match(const RuleSpec& left, const RuleSpec& right)
+{
+    return left.action == right.action && left.port == right.port && left.from == right.from &&
+           left.to == right.to;
+}
+
+// Finds a CLI rule by NUMBER (1-based, over all rules in force) or NAME.
+// Returns its index among the CLI rules, or nullopt with `error`.
+std::optional<std::size_t> find_cli_rule(const RuleStore& store, const std::string& target,
+                                         std::string& error)
+{
+    const std::vector<RuleSpec>& rules = store.cli_rules();
+    const std::size_t file_rules = store.file().table.rules.size();
+    const bool is_number = !target.empty() && target.size() <= 9 &&
+                           target.find_first_not_of("0123456789") == std::string::npos;
+    if (is_number) {
+        const std::size_t number = std::stoul(target);
+        if (number >= 1 && number <= rules.size())
+            return number - 1;
+        if (number > rules.size() && number <= rules.size() + file_rules) {
+            const Rule& rule = store.file().table.rules[number - rules.size() - 1];
+            error = "rule " + target + " comes from " + rule.origin.file + ":" +
+                    std::to_string(rule.origin.line) +
+                    "; edit the rule file and reload to change it";
+            return std::nullopt;
+        }
+        error = "no rule number " + target + "; there are " +
+                std::to_string(rules.size() + file_rules) + " rules (see `portwall list`)";
+        return std::nullopt;
+    }
+    for (std::size_t i = 0; i < rules.size(); ++i) {
+        if (rules[i].name == target)
+            return i;
+    }
+    for (const Rule& rule : store.file().table.rules) {
+        if (rule.name == target) {
+            error = "rule \"" + target + "\" comes from " + rule.origin.file + ":" +
+                    std::to_string(rule.origin.line) +
+                    "; edit the rule file and reload to change it";
+            return std::nullopt;
+        }
+    }
+    error = "no rule named \"" + target + "\" (see `portwall list`)";
+    return std::nullopt;
+}
+
+// Refuses a change that turns the client's own SSH connection from accepted
+// to dropped. Returns an error message, or "" when the change may go ahead.
+std::string check_lockout(const Request& request, const RuleTable& before, const RuleTable& after)
+{
+    // --confirm is allowed through: if the change does cut the connection,
+    // the admin cannot confirm it and it rolls back by itself.
+    if (request.ssh_connection.empty() || request.force || request.confirm_seconds != 0)
+        return "";
+    std::string error;
+    const std::optional<PacketView> ssh = parse_ssh_connection(request.ssh_connection, error);
+    if (!ssh) {
+        LOG_WARNING("control: anti-lockout check skipped: %s", error.c_str());
+        return "";
+    }
+    std::size_t old_rule = 0;
+    std::size_t new_rule = 0;
+    const Action old_verdict = judge_packet(before, *ssh, old_rule);
+    const Action new_verdict = judge_packet(after, *ssh, new_rule);
+    if (old_verdict != Action::accept || new_verdict != Action::drop)
+        return "";
+
+    const std::string decider = new_rule == after.rules.size()
+                                    ? std::string("the policy")
+                                    : "rule " + std::to_string(new_rule + 1);
+    return "refused: " + decider + " would drop your own SSH connection (" +
+           request.ssh_connection + "); add --confirm SECONDS to apply it with a rollback unless " +
+           "`portwall confirm` follows in time, or --force to apply it for good";
+}
+
+} // namespace
+
+ControlService::ControlService(RulesetHolder* holder, std::string state_dir, ClassifierKind kind)
+    : holder_(holder), state_dir_(std::move(state_dir)), kind_(kind)
+{
+}
+
+void ControlService::set_hooks(ServiceHooks hooks)
+{
+    std::lock_guard lock(mutex_);
+    hooks_ = std::move(hooks);
+}
+
+bool ControlService::start(RuleFile file, const std::string& file_path, const StateLoad& state,
+                           std::string& error)
+{
+    if (!state.ok()) {
+        error = "the state file is corrupt, so portwall will not start with rules it did not "
+                "mean:";
+        for (const Diagnostic& diagnostic : state.diagnostics) {
+            error += '\n';
+            error += format_diagnostic(diagnostic);
+        }
+        error += "\nfix or move it aside (the daemon never discards it by itself)";
+        return false;
+    }
+
+    // Check each saved rule on its own first, so that an error names its line.
+    for (std::size_t i = 0; i < state.rules.size(); ++i) {
+        if (!canonical_rule_spec(state.rules[i], error)) {
+            error = state_file_path(state_dir_) + ":" + std::to_string(state.lines[i]) +
+                    ":1: error: " + error + "; fix or remove this line";
+            return false;
+        }
+    }
+
+    std::lock_guard lock(mutex_);
+    RuleStore store;
+    store.set_file(std::move(file), file_path);
+    store.set_cli_rules(state.rules);
+    std::optional<RuleTable> table = store.build(error);
+    if (!table) {
+        error = state_file_path(state_dir_) + ": " + error;
+        return false;
+    }
+    store_ = std::move(store);
+    publish(std::move(*table));
+    LOG_INFO("control: loaded %zu rules from %s and %zu from %s", store_.file().table.rules.size(),
+             file_path.c_str(), store_.cli_rules().size(), state_file_path(state_dir_).c_str());
+    return true;
+}
+
+bool ControlService::reload_file(RuleFile file, const std::string& file_path, std::string& error)
+{
+    std::lock_guard lock(mutex_);
+    RuleStore store = store_;
+    store.set_file(std::move(file), file_path);
+    std::optional<RuleTable> table = store.build(error);
+    if (!table) {
+        error = "reload of " + file_path + " rejected, old rules stay: " + error;
+        return false;
+    }
+    store_ = std::move(store);
+    publish(std::move(*table));
+    return true;
+}
+
+std::size_t ControlService::cli_rule_count() const
+{
+    std::lock_guard lock(mutex_);
+    return store_.cli_rules().size();
+}
+
+std::shared_ptr<const Ruleset> ControlService::current() const
+{
+    return holder_ != nullptr ? holder_->load() : nullptr;
+}
+
+std::string ControlService::publish(RuleTable table)
+{
+    ++generation_;
+    if (holder_ == nullptr)
+        return "";
+    auto next = std::make_shared<Ruleset>(std::move(table), kind_, generation_);
+    if (const std::shared_ptr<const Ruleset> previous = holder_->load())
+        next->carry_counters_from(*previous);
+    holder_->store(next);
+    return hooks_.after_publish ? hooks_.after_publish(*next) : "";
+}
+
+Reply ControlService::handle(const Request& request)
+{
+    switch (request.command) {
+    case Command::list:
+        return list_rules();
+    case Command::status:
+        return report_status();
+    case Command::confirm:
+        return confirm_change();
+    default:
+        return apply_change(request);
+    }
+}
+
+std::optional<ControlService::Edit> ControlService::edit_rules(const Request& request,
+                                                               std::string& error) const
+{
+    Edit edit{store_.cli_rules(), ""};
+    if (request.command == Command::remove) {
+        const std::optional<std::size_t> index = find_cli_rule(store_, request.target, error);
+        if (!index)
+            return std::nullopt;
+        edit.description = "deleted rule " + std::to_string(*index + 1) + ": " +
+                           describe_rule_spec(edit.rules[*index]);
+        edit.rules.erase(edit.rules.begin() + static_cast<std::ptrdiff_t>(*index));
+        return edit;
+    }
+
+    std::optional<RuleSpec> spec = canonical_rule_spec(request.rule, error);
+    if (!spec)
+        return std::nullopt;
+
+    if (request.command == Command::unblock) {
+        spec->action = Action::drop;
+        const auto before = edit.rules.size();
+        std::erase_if(edit.rules, [&](const RuleSpec& rule) { return same_match(rule, *spec); });
+        if (edit.rules.size() == before) {
+            error = "no CLI rule blocks " + describe_rule_spec(*spec).substr(5) +
+                    "; `portwall list` shows the rules in force, and rules from the rule file "
+                    "change only by editing it";
+            return std::nullopt;
+        }
+        edit.description = "removed " + std::to_string(before - edit.rules.size()) +
+                           " CLI rule(s): " + describe_rule_spec(*spec);
+        return edit;
+    }
+
+    for (std::size_t i = 0; i < edit.rules.size(); ++i) {
+        if (same_match(edit.rules[i], *spec) && request.command != Command::insert) {
+            error = "rule " + std::to_string(i + 1) + " already does this: " +
+                    describe_rule_spec(edit.rules[i]);
+            return std::nullopt;
+        }
+    }
+
+    std::size_t index = edit.rules.size();
+    if (request.command == Command::insert) {
+        if (request.position < 1 || request.position > edit.rules.size() + 1) {
+            error = "position " + std::to_string(request.position) + " is outside 1-" +
+                    std::to_string(edit.rules.size() + 1) +
+                    ": CLI rules come first, and the rule file's rules after them change only "
+                    "by editing the file";
+            return std::nullopt;
+        }
+        index = request.position - 1;
+    }
+    spec->created_unix = static_cast<std::int64_t>(std::time(nullptr));
+    edit.rules.insert(edit.rules.begin() + static_cast<std::ptrdiff_t>(index), *spec);
+    edit.description = "added rule " + std::to_string(index + 1) + ": " + describe_rule_spec(*spec);
+    return edit;
+}
+
+Reply ControlService::apply_change(const Request& request)
+{
+    std::lock_guard lock(mutex_);
+    if (pending_ && !request.dry_run) {
+        return failure("a change awaits confirmation (" + pending_->change +
+                       "); run `portwall confirm` or wait for its rollback first");
+    }
+
+    std::string error;
+    std::optional<Edit> edit = edit_rules(request, error);
+    if (!edit)
+        return failure(error);
+    std::optional<RuleTable> table = store_.build(edit->rules, error);
+    if (!table)
+        return failure(error);
+    std::optional<RuleTable> old_table = store_.build(error);
+    if (!old_table)
+        return failure("the rules in force no longer build: " + error);
+
+    const std::string lockout = check_lockout(request, *old_table, *table);
+    if (!lockout.empty())
+        return failure(lockout);
+
+    const std::size_t rule_count = table->rules.size();
+    if (request.dry_run) {
+        return Reply{true, "dry run, nothing changed: would have " + edit->description + " (" +
+                               std::to_string(rule_count) + " rules in force)",
+                     {{"dry_run", true}, {"change", edit->description}}};
+    }
+
+    // Without --confirm the state file is written before the swap, so a
+    // crash between the two leaves the change on disk, to be loaded at the
+    // next start. With --confirm it is written only on `portwall confirm`.
+    if (request.confirm_seconds == 0 && !save_state(state_dir_, edit->rules, error))
+        return failure("change not applied: " + error);
+
+    std::vector<RuleSpec> previous = store_.cli_rules();
+    store_.set_cli_rules(edit->rules);
+    const std::string note = publish(std::move(*table));
+    LOG_INFO("control: %s; generation %llu, %zu rules", edit->description.c_str(),
+             static_cast<unsigned long long>(generation_), rule_count);
+
+    std::string message = edit->description + "; " + std::to_string(rule_count) +
+                          " rules in force, generation " + std::to_string(generation_);
+    if (request.confirm_seconds != 0) {
+        pending_ = PendingConfirm{std::move(previous),
+                                  Clock::now() + std::chrono::seconds(request.confirm_seconds),
+                                  edit->description};
+        message += "; rolls back in " + std::to_string(request.confirm_seconds) +
+                   " s unless `portwall confirm` follows";
+    }
+    if (!note.empty())
+        message += "; " + note;
+    return Reply{true, message,
+                 {{"change", edit->description}, {"generation", generation_},
+                  {"rules", rule_count}}};
+}
+
+Reply ControlService::confirm_change()
+{
+    std::lock_guard lock(mutex_);
+    if (!pending_)
+        return failure("no change is waiting for confirmation");
+    std::string error;
+    if (!save_state(state_dir_, store_.cli_rules(), error))
+        return failure("confirmation failed, the change stays unconfirmed: " + error);
+    const std::string change = pending_->change;
+    pending_.reset();
+    LOG_INFO("control: confirmed: %s", change.c_str());
+    return Reply{true, "confirmed and saved: " + change, json::object()};
+}
+
+std::optional<ControlService::Clock::time_point> ControlService::confirm_deadline() const
+{
+    std::lock_guard lock(mutex_);
+    if (!pending_)
+        return std::nullopt;
+    return pending_->deadline;
+}
+
+void ControlService::expire_confirm(Clock::time_point now)
+{
+    std::lock_guard lock(mutex_);
+    if (!pending_ || now < pending_->deadline)
+        return;
+    std::string error;
+    std::optional<RuleTable> table = store_.build(pending_->previous, error);
+    if (!table) {
+        // The file was reloaded meanwhile and the old CLI rules no longer fit
+        // it; keep the change rather than publish nothing.
+        LOG_ERROR("control: rollback of \"%s\" failed, change stays: %s", pending_->change.c_str(),
+                  error.c_str());
+        pending_.reset();
+        return;
+    }
+    store_.set_cli_rules(pending_->previous);
+    publish(std::move(*table));
+    LOG_WARNING("control: not confirmed in time, rolled back: %s", pending_->change.c_str());
+    pending_.reset();
+}
+
+Reply ControlService::list_rules() const
+{
+    std::lock_guard lock(mutex_);
+    const std::shared_ptr<const Ruleset> ruleset = current();
+    if (ruleset) {
+        json data = rules_report(ruleset->table(), store_.cli_rules(), ruleset.get());
+        data["generation"] = ruleset->generation();
+        return Reply{true, "", std::move(data)};
+    }
+    std::string error;
+    std::optional<RuleTable> table = store_.build(error);
+    if (!table)
+        return failure(error);
+    return Reply{true, "", rules_report(*table, store_.cli_rules(), nullptr)};
+}
+
+Reply ControlService::report_status() const
+{
+    std::lock_guard lock(mutex_);
+    const auto uptime = std::chrono::duration_cast<std::chrono::seconds>(Clock::now() - started_);
+    const std::shared_ptr<const Ruleset> ruleset = current();
+    json data = {
+        {"running", true},
+        {"pid", static_cast<long>(::getpid())},
+        {"uptime_seconds", uptime.count()},
+        {"generation", ruleset ? ruleset->generation() : generation_},
+        {"rules", ruleset ? ruleset->table().rules.size() : 0},
+        {"cli_rules", store_.cli_rules().size()},
+        {"rule_file", store_.file_path()},
+        {"state_file", state_file_path(state_dir_)},
+        {"policy", std::string(action_name(store_.file().table.policy))},
+    };
+    if (pending_) {
+        const auto left = std::chrono::duration_cast<std::chrono::seconds>(pending_->deadline -
+                                                                            Clock::now());
+        data["confirm_pending_seconds"] = left.count();
+    }
+    data["daemon"] = hooks_.daemon_status ? hooks_.daemon_status() : json::object();
+    data["kernel"] = kernel_queues_report();
+    return Reply{true, "", std::move(data)};
+}
+
+} // namespace portwall::control

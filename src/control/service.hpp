@@ -1,0 +1,102 @@
+// The control service: applies control requests to the rules in force.
+//
+// It owns the RuleStore (file rules and CLI rules), publishes every change
+// as a new Ruleset through the RulesetHolder, and keeps the state file in
+// step. The daemon uses it behind the control socket; `--offline` edits use
+// it with no holder, to change only the state file.
+//
+// A change is applied in this order, so that a failure at any step leaves
+// the old rules and the old state file in force: edit a copy of the CLI
+// rules, build and check the merged table, compile the new Ruleset, write
+// the state file, publish the Ruleset with one pointer swap.
+#pragma once
+
+#include "classify/ruleset.hpp"
+#include "control/protocol.hpp"
+#include "control/rule_store.hpp"
+#include "control/state_file.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include <chrono>
+#include <functional>
+#include <mutex>
+#include <optional>
+#include <string>
+
+namespace portwall::control {
+
+struct ServiceHooks {
+    // Daemon-wide counters and settings for `status` (packets accepted,
+    // dropped, malformed, fail mode, queue mode), as a JSON object.
+    std::function<nlohmann::json()> daemon_status;
+    // Runs after a Ruleset is published, e.g. to delete conntrack entries of
+    // connections the new rules drop. Returns a note for the reply, or "".
+    std::function<std::string(const Ruleset&)> after_publish;
+};
+
+class ControlService {
+public:
+    using Clock = std::chrono::steady_clock;
+
+    // `holder` may be null: then changes only go to the state file.
+    ControlService(RulesetHolder* holder, std::string state_dir, ClassifierKind kind);
+
+    void set_hooks(ServiceHooks hooks);
+
+    // Load the rule file and then the state, and publish the merged rules.
+    // Fails, changing nothing, when the state has errors or a CLI rule no
+    // longer fits the file (an undefined set, a name used twice); `error`
+    // then names the state file's line.
+    bool start(RuleFile file, const std::string& file_path, const StateLoad& state,
+               std::string& error);
+
+    // Replace the rule file's rules (SIGHUP), keeping the CLI rules. On
+    // failure the old rules stay in force.
+    bool reload_file(RuleFile file, const std::string& file_path, std::string& error);
+
+    Reply handle(const Request& request);
+
+    // When a `--confirm` change rolls back unless confirmed before then.
+    std::optional<Clock::time_point> confirm_deadline() const;
+
+    // Roll back the unconfirmed change if its deadline has passed.
+    void expire_confirm(Clock::time_point now);
+
+    std::size_t cli_rule_count() const;
+
+private:
+    struct PendingConfirm {
+        std::vector<RuleSpec> previous; // CLI rules to restore on timeout
+        Clock::time_point deadline;
+        std::string change;             // what was applied, for logs and replies
+    };
+
+    struct Edit {
+        std::vector<RuleSpec> rules; // CLI rules after the change
+        std::string description;     // "added rule 3: drop 3306/tcp"
+    };
+
+    std::optional<Edit> edit_rules(const Request& request, std::string& error) const;
+    Reply apply_change(const Request& request);
+    Reply list_rules() const;
+    Reply report_status() const;
+    Reply confirm_change();
+
+    // Compile `table` and publish it; the caller has written the state.
+    std::string publish(RuleTable table);
+    std::shared_ptr<const Ruleset> current() const;
+
+    RulesetHolder* holder_;
+    std::string state_dir_;
+    ClassifierKind kind_;
+    ServiceHooks hooks_;
+    Clock::time_point started_ = Clock::now();
+
+    mutable std::mutex mutex_; // guards everything below
+    RuleStore store_;
+    std::uint64_t generation_ = 0;
+    std::optional<PendingConfirm> pending_;
+};
+
+} // namespace portwall::control

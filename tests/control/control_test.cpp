@@ -1,0 +1,505 @@
+// Unit tests of the control layer that need no root: the protocol parser,
+// the state file, the rule store's order, anti-lockout, and the service
+// applying requests to a RulesetHolder.
+#include "control/kernel_queue.hpp"
+#include "control/lockout.hpp"
+#include "control/protocol.hpp"
+#include "control/rule_store.hpp"
+#include "control/service.hpp"
+#include "control/state_file.hpp"
+#include "rules/compiler.hpp"
+
+#include <doctest/doctest.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <unistd.h>
+
+using namespace portwall;
+using namespace portwall::control;
+
+namespace {
+
+RuleFile compile_ok(const std::string& text)
+{
+    CompileResult result = compile_rules(text, "test.toml");
+    REQUIRE_MESSAGE(result.ok(), "rule text did not compile");
+    return std::move(*result.rules);
+}
+
+constexpr const char* file_allowing_web = R"(
+[policy]
+input = "drop"
+
+[[rule]]
+name = "ssh"
+action = "accept"
+proto = "tcp"
+dport = 22
+
+[[rule]]
+name = "mysql"
+action = "accept"
+proto = "tcp"
+dport = 3306
+)";
+
+// A fresh state directory under /tmp, removed at the end of the test.
+struct TemporaryDir {
+    std::string path;
+    TemporaryDir()
+    {
+        char pattern[] = "/tmp/portwall-control-test-XXXXXX";
+        path = ::mkdtemp(pattern);
+    }
+    ~TemporaryDir() { std::filesystem::remove_all(path); }
+};
+
+PacketView tcp_packet(const char* source, const char* destination, std::uint16_t dport)
+{
+    std::string error;
+    const std::string text = std::string(source) + " 40000 " + destination + " " +
+                             std::to_string(dport);
+    std::optional<PacketView> packet = parse_ssh_connection(text, error);
+    REQUIRE_MESSAGE(packet, error);
+    return *packet;
+}
+
+Request change(Command command, Action action, const std::string& port,
+               std::vector<std::string> from = {})
+{
+    Request request;
+    request.command = command;
+    request.rule.action = action;
+    request.rule.port = port;
+    request.rule.from = std::move(from);
+    return request;
+}
+
+} // namespace
+
+TEST_CASE("protocol request round trip")
+{
+    Request request = change(Command::insert, Action::accept, "6000-6100/udp", {"2001:db8::/32"});
+    request.position = 2;
+    request.dry_run = true;
+    request.confirm_seconds = 30;
+    request.ssh_connection = "198.18.0.1 50000 198.18.0.2 22";
+    request.rule.comment = "video";
+
+    std::string error;
+    const std::optional<Request> decoded = decode_request(encode_request(request), error);
+    REQUIRE_MESSAGE(decoded, error);
+    CHECK(decoded->command == Command::insert);
+    CHECK(decoded->rule == request.rule);
+    CHECK(decoded->position == 2);
+    CHECK(decoded->dry_run);
+    CHECK(decoded->confirm_seconds == 30);
+    CHECK(decoded->ssh_connection == request.ssh_connection);
+}
+
+TEST_CASE("protocol rejects malformed requests")
+{
+    struct Case {
+        const char* line;
+        const char* error;
+    };
+    const Case cases[] = {
+        {"", "request is not valid JSON"},
+        {"\x01\xff garbage", "request is not valid JSON"},
+        {"[1,2]", "request must be a JSON object"},
+        {R"({"command":"list"})", "request has no protocol version \"v\""},
+        {R"({"v":2,"command":"list"})", "request uses protocol version 2; this portwall speaks version 1"},
+        {R"({"v":1,"command":"reboot"})", "unknown command \"reboot\""},
+        {R"({"v":1,"command":"list","colour":1})", "request has unknown key \"colour\""},
+        {R"({"v":1,"command":"block","dry_run":"yes"})", "key \"dry_run\" must be true or false, not \"yes\""},
+        {R"({"v":1,"command":"insert","position":-1})", "key \"position\" must be an integer 0-4294967295, not -1"},
+        {R"({"v":1,"command":"block","rule":{"action":"reject"}})", "key \"action\" must be \"accept\" or \"drop\", not \"reject\""},
+        {R"({"v":1,"command":"block","rule":{"from":["198.18.0.1",5]}})", "key \"from\" must be a list of strings, not [\"198.18.0.1\",5]"},
+    };
+    for (const Case& item : cases) {
+        CAPTURE(item.line);
+        std::string error;
+        CHECK_FALSE(decode_request(item.line, error));
+        CHECK(error == item.error);
+    }
+}
+
+TEST_CASE("protocol survives random bytes")
+{
+    std::mt19937 random(7);
+    for (int round = 0; round < 2000; ++round) {
+        std::string line(random() % 200, '\0');
+        for (char& byte : line)
+            byte = static_cast<char>(random());
+        std::string error;
+        const std::optional<Request> request = decode_request(line, error);
+        CHECK((request.has_value() || !error.empty()));
+    }
+}
+
+TEST_CASE("protocol reply round trip")
+{
+    const Reply reply{false, "no rule number 9", nlohmann::json::object()};
+    std::string error;
+    const std::optional<Reply> decoded = decode_reply(encode_reply(reply), error);
+    REQUIRE_MESSAGE(decoded, error);
+    CHECK_FALSE(decoded->ok);
+    CHECK(decoded->message == "no rule number 9");
+}
+
+TEST_CASE("state file round trip")
+{
+    TemporaryDir dir;
+    std::vector<RuleSpec> rules(2);
+    rules[0].port = "3306/tcp";
+    rules[0].from = {"198.18.0.0/24", "2001:db8::/48"};
+    rules[0].comment = "incident \"42\"\nsecond line";
+    rules[0].created_unix = 1796400000;
+    rules[1].action = Action::accept;
+    rules[1].port = "53/udp";
+    rules[1].name = "dns";
+
+    std::string error;
+    REQUIRE_MESSAGE(save_state(dir.path, rules, error), error);
+    const StateLoad loaded = load_state(dir.path);
+    CHECK(loaded.ok());
+    CHECK(loaded.file_exists);
+    CHECK(loaded.rules == rules);
+    CHECK(loaded.lines == std::vector<std::uint32_t>{2, 3});
+    CHECK_FALSE(std::filesystem::exists(state_file_path(dir.path) + ".tmp"));
+}
+
+TEST_CASE("state file missing means no rules")
+{
+    TemporaryDir dir;
+    const StateLoad loaded = load_state(dir.path);
+    CHECK(loaded.ok());
+    CHECK_FALSE(loaded.file_exists);
+    CHECK(loaded.rules.empty());
+}
+
+TEST_CASE("state file corruption positions")
+{
+    struct Case {
+        std::string text;
+        std::uint32_t line;
+        std::uint32_t column;
+        std::string message;
+    };
+    const std::string header = "{\"portwall_state\":1}\n";
+    const Case cases[] = {
+        {"", 1, 1, "state file is empty; expected the line {\"portwall_state\":1}"},
+        {"{\"portwall_state\":2}\n", 1, 1,
+         "state format version 2 is not supported; this portwall reads version 1"},
+        {"hello\n", 1, 1, "invalid JSON: syntax error while parsing value - invalid literal; last read: 'h'"},
+        {header + "{\"action\":\"drop\",\"port\":\"22\"}\n{\"action\":\"drop\",\"port\":\"3", 3, 1,
+         "last line has no newline: the file is truncated"},
+        {header + "{\"action\":\"drop\",\"port\":\"22\",\"colour\":1}\n", 2, 30,
+         "rule has unknown key \"colour\""},
+        {header + "{\"action\":\"drop\", \"port\": 22}\n", 2, 19,
+         "key \"port\" must be a string, not 22"},
+        {header + "\n", 2, 1, "empty line"},
+    };
+    for (const Case& item : cases) {
+        CAPTURE(item.text);
+        const StateLoad loaded = parse_state(item.text, "state.jsonl");
+        REQUIRE_FALSE(loaded.ok());
+        CHECK(loaded.diagnostics[0].position.file == "state.jsonl");
+        CHECK(loaded.diagnostics[0].position.line == item.line);
+        CHECK(loaded.diagnostics[0].position.column == item.column);
+        CHECK(loaded.diagnostics[0].message == item.message);
+    }
+}
+
+TEST_CASE("state file reports every bad line")
+{
+    const std::string text = "{\"portwall_state\":1}\n{\"action\":\"drop\"}\n{bad\n{\"action\":1}\n";
+    const StateLoad loaded = parse_state(text, "state.jsonl");
+    REQUIRE(loaded.diagnostics.size() == 2);
+    CHECK(loaded.diagnostics[0].position.line == 3);
+    CHECK(loaded.diagnostics[0].position.column == 2);
+    CHECK(loaded.diagnostics[1].position.line == 4);
+    CHECK(loaded.rules.size() == 1);
+}
+
+TEST_CASE("rule store puts CLI rules before file rules")
+{
+    RuleStore store;
+    store.set_file(compile_ok(file_allowing_web), "test.toml");
+    std::vector<RuleSpec> cli(1);
+    cli[0].port = "3306/tcp";
+    store.set_cli_rules(cli);
+
+    std::string error;
+    const std::optional<RuleTable> table = store.build(error);
+    REQUIRE_MESSAGE(table, error);
+    REQUIRE(table->rules.size() == 3);
+    CHECK(table->rules[0].origin.kind == RuleOrigin::Kind::cli);
+    CHECK(table->rules[1].name == "ssh");
+    CHECK(table->rules[2].name == "mysql");
+    CHECK(table->policy == Action::drop);
+
+    // The CLI block wins over the file's allow, for IPv4 and IPv6.
+    for (const char* source : {"198.18.0.1", "2001:db8::1"}) {
+        CAPTURE(source);
+        const char* destination = source[0] == '1' ? "198.18.0.2" : "2001:db8::2";
+        std::size_t rule = 0;
+        CHECK(judge_packet(*table, tcp_packet(source, destination, 3306), rule) == Action::drop);
+        CHECK(rule == 0);
+        CHECK(judge_packet(*table, tcp_packet(source, destination, 22), rule) == Action::accept);
+        CHECK(rule == 1);
+    }
+}
+
+TEST_CASE("rule store rejects names used twice")
+{
+    RuleStore store;
+    store.set_file(compile_ok(file_allowing_web), "test.toml");
+    std::vector<RuleSpec> cli(1);
+    cli[0].port = "80";
+    cli[0].name = "ssh";
+    store.set_cli_rules(cli);
+    std::string error;
+    CHECK_FALSE(store.build(error));
+    CHECK(error == "CLI rule 1 (drop 80 (name ssh)): name \"ssh\" is also used by a rule in "
+                   "test.toml");
+}
+
+TEST_CASE("rule spec canonical form and errors")
+{
+    RuleSpec spec;
+    spec.port = "6000-6100/udp";
+    spec.from = {"198.18.0.1/32", "2001:db8:0::/32"};
+    std::string error;
+    const std::optional<RuleSpec> canonical = canonical_rule_spec(spec, error);
+    REQUIRE_MESSAGE(canonical, error);
+    CHECK(canonical->port == "6000-6100/udp");
+    CHECK(canonical->from == std::vector<std::string>{"198.18.0.1", "2001:db8::/32"});
+
+    spec.port = "70000/tcp";
+    CHECK_FALSE(canonical_rule_spec(spec, error));
+    CHECK(error.find("70000") != std::string::npos);
+
+    spec.port = "22";
+    spec.from = {"@admins"};
+    std::optional<Rule> rule = resolve_rule_spec(spec, {}, error);
+    CHECK_FALSE(rule);
+    CHECK(error == "set @admins is not defined in the rule file");
+
+    SetMap sets;
+    sets["admins"] = {Prefix{tcp_packet("198.18.0.9", "198.18.0.2", 22).src, 32}};
+    rule = resolve_rule_spec(spec, sets, error);
+    REQUIRE(rule);
+    CHECK(rule->src.size() == 1);
+    CHECK(rule->protocols.test(ipproto::udp)); // a port without protocol: all port protocols
+}
+
+TEST_CASE("ssh connection parsing")
+{
+    std::string error;
+    std::optional<PacketView> packet = parse_ssh_connection("::ffff:198.18.0.1 5000 ::ffff:198.18.0.2 22", error);
+    REQUIRE_MESSAGE(packet, error);
+    CHECK(packet->family == Family::ipv4);
+    CHECK(packet->dport == 22);
+    CHECK(packet->sport == 5000);
+
+    CHECK_FALSE(parse_ssh_connection("198.18.0.1 5000", error));
+    CHECK(error == "SSH_CONNECTION \"198.18.0.1 5000\" does not have the four fields CLIENT PORT "
+                   "SERVER PORT");
+    CHECK_FALSE(parse_ssh_connection("198.18.0.1 5000 2001:db8::1 22", error));
+}
+
+TEST_CASE("kernel queue counters parsing")
+{
+    const std::string text = "    0  12345     3 2   512     7     9   100 1\n"
+                             "    1      0     0 2 65531     0     0     0 1\n"
+                             "garbage\n";
+    std::size_t malformed = 0;
+    const std::vector<KernelQueueCounters> queues = parse_kernel_queues(text, malformed);
+    REQUIRE(queues.size() == 2);
+    CHECK(malformed == 1);
+    CHECK(queues[0].peer_portid == 12345);
+    CHECK(queues[0].queue_total == 3);
+    CHECK(queues[0].copy_range == 512);
+    CHECK(queues[0].queue_dropped == 7);
+    CHECK(queues[0].user_dropped == 9);
+    CHECK(queues[0].id_sequence == 100);
+    CHECK(queues[1].queue == 1);
+}
+
+TEST_CASE("service applies, persists and orders changes")
+{
+    TemporaryDir dir;
+    RulesetHolder holder;
+    ControlService service(&holder, dir.path, ClassifierKind::linear);
+    std::string error;
+    REQUIRE_MESSAGE(service.start(compile_ok(file_allowing_web), "test.toml", load_state(dir.path),
+                                  error),
+                    error);
+    const std::uint64_t first_generation = holder.generation();
+
+    Reply reply = service.handle(change(Command::block, Action::drop, "3306/tcp"));
+    CHECK_MESSAGE(reply.ok, reply.message);
+    CHECK(holder.generation() == first_generation + 1);
+    CHECK(holder.load()->evaluate(tcp_packet("198.18.0.1", "198.18.0.2", 3306)).action == Action::drop);
+    CHECK(holder.load()->evaluate(tcp_packet("2001:db8::1", "2001:db8::2", 3306)).action == Action::drop);
+
+    reply = service.handle(change(Command::block, Action::drop, "3306/tcp"));
+    CHECK_FALSE(reply.ok);
+    CHECK(reply.message == "rule 1 already does this: drop 3306/tcp");
+
+    Request insert = change(Command::insert, Action::accept, "3306/tcp", {"198.18.0.7"});
+    insert.position = 1;
+    reply = service.handle(insert);
+    CHECK_MESSAGE(reply.ok, reply.message);
+    CHECK(holder.load()->evaluate(tcp_packet("198.18.0.7", "198.18.0.2", 3306)).action == Action::accept);
+
+    insert.position = 9;
+    reply = service.handle(insert);
+    CHECK_FALSE(reply.ok);
+    CHECK(reply.message.find("position 9 is outside 1-3") == 0);
+
+    const StateLoad saved = load_state(dir.path);
+    REQUIRE(saved.rules.size() == 2);
+    CHECK(saved.rules[0].action == Action::accept);
+    CHECK(saved.rules[1].port == "3306/tcp");
+
+    Request remove;
+    remove.command = Command::remove;
+    remove.target = "3";
+    reply = service.handle(remove);
+    CHECK_FALSE(reply.ok);
+    CHECK(reply.message == "rule 3 comes from test.toml:5; edit the rule file and reload to change it");
+
+    reply = service.handle(change(Command::unblock, Action::drop, "3306/tcp"));
+    CHECK_MESSAGE(reply.ok, reply.message);
+    CHECK(load_state(dir.path).rules.size() == 1);
+    CHECK(holder.load()->evaluate(tcp_packet("198.18.0.1", "198.18.0.2", 3306)).action == Action::accept);
+
+    remove.target = "1";
+    reply = service.handle(remove);
+    CHECK_MESSAGE(reply.ok, reply.message);
+    CHECK(load_state(dir.path).rules.empty());
+}
+
+TEST_CASE("service dry run changes nothing")
+{
+    TemporaryDir dir;
+    RulesetHolder holder;
+    ControlService service(&holder, dir.path, ClassifierKind::linear);
+    std::string error;
+    REQUIRE(service.start(compile_ok(file_allowing_web), "test.toml", {}, error));
+    const std::uint64_t generation = holder.generation();
+
+    Request request = change(Command::block, Action::drop, "22/tcp");
+    request.dry_run = true;
+    const Reply reply = service.handle(request);
+    CHECK(reply.ok);
+    CHECK(reply.message == "dry run, nothing changed: would have added rule 1: drop 22/tcp (3 rules in force)");
+    CHECK(holder.generation() == generation);
+    CHECK_FALSE(std::filesystem::exists(state_file_path(dir.path)));
+}
+
+TEST_CASE("service anti-lockout and confirm rollback")
+{
+    TemporaryDir dir;
+    RulesetHolder holder;
+    ControlService service(&holder, dir.path, ClassifierKind::linear);
+    std::string error;
+    REQUIRE(service.start(compile_ok(file_allowing_web), "test.toml", {}, error));
+
+    for (const char* ssh : {"198.18.0.1 50000 198.18.0.2 22", "2001:db8::1 50000 2001:db8::2 22"}) {
+        CAPTURE(ssh);
+        Request request = change(Command::block, Action::drop, "22/tcp");
+        request.ssh_connection = ssh;
+        Reply reply = service.handle(request);
+        CHECK_FALSE(reply.ok);
+        CHECK(reply.message.find("refused: rule 1 would drop your own SSH connection") == 0);
+
+        // A block of another port leaves the SSH connection alone.
+        request.rule.port = "23/tcp";
+        reply = service.handle(request);
+        CHECK_MESSAGE(reply.ok, reply.message);
+        request.command = Command::unblock;
+        CHECK(service.handle(request).ok);
+    }
+
+    Request request = change(Command::block, Action::drop, "22/tcp");
+    request.ssh_connection = "198.18.0.1 50000 198.18.0.2 22";
+    request.confirm_seconds = 5;
+    Reply reply = service.handle(request);
+    CHECK_MESSAGE(reply.ok, reply.message);
+    CHECK(service.cli_rule_count() == 1);
+    CHECK(load_state(dir.path).rules.empty()); // saved only on confirm
+
+    // Another change waits for the confirmation.
+    reply = service.handle(change(Command::block, Action::drop, "25/tcp"));
+    CHECK_FALSE(reply.ok);
+
+    service.expire_confirm(ControlService::Clock::now() + std::chrono::seconds(6));
+    CHECK(service.cli_rule_count() == 0);
+    CHECK(holder.load()->evaluate(tcp_packet("198.18.0.1", "198.18.0.2", 22)).action == Action::accept);
+
+    request.confirm_seconds = 60;
+    CHECK(service.handle(request).ok);
+    Request confirm;
+    confirm.command = Command::confirm;
+    reply = service.handle(confirm);
+    CHECK_MESSAGE(reply.ok, reply.message);
+    service.expire_confirm(ControlService::Clock::now() + std::chrono::seconds(61));
+    CHECK(service.cli_rule_count() == 1);
+    CHECK(load_state(dir.path).rules.size() == 1);
+    CHECK_FALSE(service.handle(confirm).ok);
+}
+
+TEST_CASE("service refuses to start from a corrupt state")
+{
+    TemporaryDir dir;
+    std::ofstream(state_file_path(dir.path)) << "{\"portwall_state\":1}\n{\"action\":\"drop\",\"port\":\"99999\"}\n";
+    RulesetHolder holder;
+    ControlService service(&holder, dir.path, ClassifierKind::linear);
+    std::string error;
+    CHECK_FALSE(service.start(compile_ok(file_allowing_web), "test.toml", load_state(dir.path),
+                              error));
+    CHECK(error.find(state_file_path(dir.path) + ":2:1: error: ") == 0);
+    CHECK(error.find("99999") != std::string::npos);
+    CHECK(holder.load() == nullptr);
+
+    std::ofstream(state_file_path(dir.path)) << "{\"portwall_state\":1}\n{\"action\":\n";
+    CHECK_FALSE(service.start(compile_ok(file_allowing_web), "test.toml", load_state(dir.path),
+                              error));
+    CHECK(error.find("state.jsonl:2:") != std::string::npos);
+}
+
+TEST_CASE("rule store resolves sets of the rule file")
+{
+    RuleStore store;
+    store.set_file(compile_ok(R"(
+[policy]
+input = "accept"
+
+[sets]
+admins = ["198.18.0.8/29", "2001:db8:8::/48"]
+)"),
+                   "test.toml");
+    std::vector<RuleSpec> cli(1);
+    cli[0].port = "22/tcp";
+    cli[0].from = {"@admins"};
+    cli[0].action = Action::accept;
+    store.set_cli_rules(cli);
+
+    std::string error;
+    const std::optional<RuleTable> table = store.build(error);
+    REQUIRE_MESSAGE(table, error);
+    REQUIRE(table->rules.size() == 1);
+    CHECK(table->rules[0].src.size() == 2);
+
+    // A reloaded file without the set makes the CLI rule invalid.
+    store.set_file(compile_ok("[policy]\ninput = \"accept\"\n"), "test.toml");
+    CHECK_FALSE(store.build(error));
+    CHECK(error == "CLI rule 1 (accept 22/tcp from @admins): set @admins is not defined in the "
+                   "rule file");
+}
