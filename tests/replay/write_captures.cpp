@@ -211,7 +211,7 @@ Bytes linux_sll2(const Bytes& packet)
 }
 
 // BSD loopback: the address family in the writer's host byte order. 30 is
-// AF_INET6 on FreeBSD and macOS.
+// AF_INET6 on macOS.
 Bytes bsd_null(const Bytes& packet)
 {
     const std::uint32_t family = is_ipv6(packet) ? 30 : 2;
