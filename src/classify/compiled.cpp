@@ -51,6 +51,12 @@
 //      boxes with high > t go right, so a box across t goes to both. It
 //      takes the cut with the lowest 4 * max(left, right) + copies, where
 //      copies = left + right - boxes: balance first, memory second.
+// Partitions 0 and 1 start with a root table instead of the first cuts: the
+// narrow address word is cut into 2^bits equal buckets by its top bits
+// (bits = log2 of half the box count, at most 16), a box goes to every
+// bucket it overlaps, and each run of adjacent buckets with the same boxes
+// gets one subtree built as above. One indexed load replaces about `bits`
+// levels of comparisons, and boxes narrower than a bucket are not copied.
 // Nodes are stored breadth first, 8 bytes each (value, child << 4 | dim), so
 // the two children of a node are adjacent; leaves list box ids in rule order.
 //
@@ -74,7 +80,8 @@
 //   b3 R1  132;      same as b1
 //   b4 R1  136;      same as b1
 //   b5 R2  0..255;   0..65536; 0..65536; c6120000..c613ffff; any
-// Partitions: b0 has a /24 source, so partition 0 = {b0}, a single leaf.
+// Partitions: b0 has a /24 source, so partition 0 = {b0}, a single leaf
+// (one box is too few for a root table).
 // b1..b5 have wide sources and destinations: partition 2. Its root region is
 // everything and no box covers it. Candidate cuts, among others:
 //   proto <= 6:     left {b1, b5},     right {b2, b3, b4, b5}  cost 4*4+1 = 17
@@ -117,7 +124,7 @@
 // leaf entries and boxes per tree (std::length_error at compile); rule
 // indexes below 2^32 - 1.
 // Memory: per box 4 + 8 * dims bytes (44 for IPv4, 92 for IPv6), per node 8,
-// per leaf entry 4, plus the side rules' copies.
+// per leaf entry 4, per root table entry 4, plus the side rules' copies.
 // Concurrency: lookup reads only immutable data and a key on its stack, so
 // any number of threads may share one classifier.
 // Changes: there is no incremental insert or delete. A change compiles the
@@ -350,14 +357,15 @@ void TreeBuilder::build(std::uint32_t node, const Region& region, std::vector<st
     build(static_cast<std::uint32_t>(child + 1), right_region, right, depth + 1);
 }
 
-void DecisionTree::build(unsigned dims, const std::vector<Box>& boxes, const CompiledLimits& limits)
+void DecisionTree::build(unsigned dims, const std::vector<Box>& boxes, const CompiledLimits& limits,
+                         int root_dim)
 {
     if (boxes.size() > max_encoded_index)
         throw std::length_error("compiled classifier: more than 2^28 boxes");
     dims_ = dims;
     first_rule_ = boxes.empty() ? no_rule : boxes.front().rule;
     box_count_ = boxes.size();
-    nodes_.assign(1, Node{});
+    nodes_.clear();
     leaf_boxes_.clear();
     boxes_.clear();
     depth_ = 0;
@@ -372,16 +380,56 @@ void DecisionTree::build(unsigned dims, const std::vector<Box>& boxes, const Com
         }
     }
 
-    Region everything;
-    everything.high.fill(UINT32_MAX);
-    std::vector<std::uint32_t> ids(boxes.size());
-    for (std::uint32_t i = 0; i < ids.size(); ++i)
-        ids[i] = i;
-    TreeBuilder builder(*this, boxes, limits);
-    builder.build(0, everything, ids, 0);
-
+    build_root_table(boxes, limits, root_dim);
     lay_out_breadth_first();
     leaf_boxes_.shrink_to_fit();
+}
+
+// Cut `root_dim` into 2^bits equal buckets by its top bits, one lookup
+// table entry each, and build a subtree per run of adjacent buckets that
+// overlap the same boxes. This replaces the top `bits` levels of binary
+// cuts with one indexed load. Without a root dim the table has one entry.
+void DecisionTree::build_root_table(const std::vector<Box>& boxes, const CompiledLimits& limits, int root_dim)
+{
+    unsigned bits = 0;
+    if (root_dim >= 0) {
+        while (bits < max_root_bits && (std::size_t{2} << bits) <= boxes.size() / 2)
+            ++bits;
+    }
+    root_dim_ = root_dim >= 0 ? static_cast<unsigned>(root_dim) : 0;
+    root_shift_ = 32 - bits;
+
+    const std::size_t buckets = std::size_t{1} << bits;
+    std::vector<std::vector<std::uint32_t>> bucket_ids(buckets);
+    for (std::uint32_t id = 0; id < boxes.size(); ++id) {
+        const std::uint64_t first = bits == 0 ? 0 : boxes[id].low[root_dim_] >> root_shift_;
+        const std::uint64_t last = bits == 0 ? 0 : boxes[id].high[root_dim_] >> root_shift_;
+        for (std::uint64_t bucket = first; bucket <= last; ++bucket)
+            bucket_ids[bucket].push_back(id);
+    }
+
+    TreeBuilder builder(*this, boxes, limits);
+    root_table_.assign(buckets, 0);
+    for (std::size_t first = 0; first < buckets;) {
+        std::size_t last = first;
+        while (last + 1 < buckets && bucket_ids[last + 1] == bucket_ids[first])
+            ++last;
+        Region region;
+        region.high.fill(UINT32_MAX);
+        if (bits > 0) {
+            region.low[root_dim_] = static_cast<std::uint32_t>(first << root_shift_);
+            region.high[root_dim_] = static_cast<std::uint32_t>(((last + 1) << root_shift_) - 1);
+        }
+        const std::size_t root = nodes_.size();
+        if (root + 1 > max_encoded_index)
+            throw std::length_error("compiled classifier: more than 2^28 tree nodes");
+        nodes_.emplace_back();
+        std::vector<std::uint32_t> ids = std::move(bucket_ids[first]);
+        builder.build(static_cast<std::uint32_t>(root), region, ids, bits > 0 ? 1 : 0);
+        std::fill(root_table_.begin() + static_cast<std::ptrdiff_t>(first),
+                  root_table_.begin() + static_cast<std::ptrdiff_t>(last + 1), static_cast<std::uint32_t>(root));
+        first = last + 1;
+    }
 }
 
 // Renumber the nodes in breadth-first order. Siblings stay adjacent, and the
@@ -391,7 +439,16 @@ void DecisionTree::lay_out_breadth_first()
 {
     std::vector<Node> ordered;
     ordered.reserve(nodes_.size());
-    ordered.push_back(nodes_[0]);
+    // Subtree roots first, in table order; each bucket keeps pointing at its
+    // root's new place.
+    std::vector<std::uint32_t> new_root(nodes_.size(), UINT32_MAX);
+    for (std::uint32_t& root : root_table_) {
+        if (new_root[root] == UINT32_MAX) {
+            new_root[root] = static_cast<std::uint32_t>(ordered.size());
+            ordered.push_back(nodes_[root]);
+        }
+        root = new_root[root];
+    }
     for (std::size_t next = 0; next < ordered.size(); ++next) {
         Node& node = ordered[next];
         const std::uint32_t dim = node.link & 15;
@@ -409,7 +466,7 @@ template <unsigned Dims>
 std::uint32_t DecisionTree::lookup_fixed(const Key& key, std::uint32_t bound) const noexcept
 {
     const Node* nodes = nodes_.data();
-    Node node = nodes[0];
+    Node node = nodes[root_table_[static_cast<std::uint64_t>(key[root_dim_]) >> root_shift_]];
     while ((node.link & 15) != leaf_dim) {
         const std::uint32_t child = (node.link >> 4) + (key[node.link & 15] > node.value ? 1 : 0);
         node = nodes[child];
@@ -443,7 +500,7 @@ std::uint32_t DecisionTree::lookup(const Key& key, std::uint32_t bound) const no
 std::size_t DecisionTree::memory_bytes() const noexcept
 {
     return nodes_.capacity() * sizeof(Node) +
-           (leaf_boxes_.capacity() + boxes_.capacity()) * sizeof(std::uint32_t);
+           (root_table_.capacity() + leaf_boxes_.capacity() + boxes_.capacity()) * sizeof(std::uint32_t);
 }
 
 void DecisionTree::add_stats(CompiledStats& stats) const noexcept
@@ -630,10 +687,13 @@ void build_partitions(unsigned dims, const std::vector<Box>& boxes, const Compil
     std::array<std::vector<Box>, 3> partitions;
     for (const Box& box : boxes)
         partitions[partition_of(box)].push_back(box);
-    for (const std::vector<Box>& partition : partitions) {
-        if (partition.empty())
+    // Partitions 0 and 1 are narrow in the source or destination address,
+    // so a root table on that field copies few boxes.
+    constexpr int root_dims[] = {dim_src, dim_src + 1, -1};
+    for (std::size_t p = 0; p < partitions.size(); ++p) {
+        if (partitions[p].empty())
             continue;
-        trees.emplace_back().build(dims, partition, limits);
+        trees.emplace_back().build(dims, partitions[p], limits, root_dims[p]);
     }
     std::sort(trees.begin(), trees.end(), [](const auto& a, const auto& b) { return a.first_rule() < b.first_rule(); });
 }

@@ -59,9 +59,10 @@ struct Box {
 // rule order and the first box containing the key decides.
 class DecisionTree {
 public:
-    // Build from `boxes`, which must be ordered by rule index. Throws
-    // std::length_error when the tree would exceed its 2^28-entry encoding.
-    void build(unsigned dims, const std::vector<Box>& boxes, const CompiledLimits& limits);
+    // Build from `boxes`, which must be ordered by rule index, with a root
+    // table on `root_dim` (none when negative). Throws std::length_error when
+    // the tree would exceed its 2^28-entry encoding.
+    void build(unsigned dims, const std::vector<Box>& boxes, const CompiledLimits& limits, int root_dim);
 
     // Index of the first rule whose box contains `key` if it is below
     // `bound`, else `bound`.
@@ -84,13 +85,19 @@ private:
         std::uint32_t link = 0;
     };
     static constexpr std::uint32_t leaf_dim = 15;
+    // Root tables have at most 2^16 entries (256 KiB).
+    static constexpr unsigned max_root_bits = 16;
 
+    void build_root_table(const std::vector<Box>& boxes, const CompiledLimits& limits, int root_dim);
     void lay_out_breadth_first();
 
     template <unsigned Dims>
     std::uint32_t lookup_fixed(const Key& key, std::uint32_t bound) const noexcept;
 
     unsigned dims_ = 0;
+    unsigned root_dim_ = 0;
+    unsigned root_shift_ = 32; // 32: the table has one entry
+    std::vector<std::uint32_t> root_table_; // subtree root per top-bits bucket
     std::uint32_t first_rule_ = no_rule;
     std::size_t box_count_ = 0;
     std::vector<Node> nodes_;
