@@ -63,9 +63,11 @@
 // Step 4: lookup. Build the key on the stack, then visit the family's trees
 // in order of their first rule, passing the best rule found so far: a tree
 // whose first rule is not below it is skipped, and a leaf scan stops at the
-// first box whose rule is not below it. In a leaf each dim is tested as
-// key - low <= high - low in unsigned arithmetic, one comparison per dim.
-// Last, the side table (below) is scanned for rules before the best.
+// first box whose rule is not below it. In a tree, the root table entry of
+// the key's bucket gives the subtree, the cuts lead to a leaf, and each box
+// of the leaf is tested dim by dim, addresses first because they reject
+// most boxes, as key - low <= high - low in unsigned arithmetic. Last, the
+// side table (below) is scanned for rules before the best.
 //
 // Worked example, IPv4, leaf_size 2 (the default is 8):
 //   R0  accept  proto tcp  dport 22     src 198.18.1.0/24
