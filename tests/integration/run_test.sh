@@ -4,10 +4,20 @@
 # allowed and a blocked port, a SIGHUP reload with a good file and then with
 # a broken one, and SIGTERM, after which the hook rules must be gone.
 #
-# Usage: run_test.sh PORTWALL_BINARY. Needs root; exits 77 (skipped) without.
+# Usage: run_test.sh PORTWALL_BINARY [RUN_OPTION...]; the options go to
+# `portwall run` (e.g. --queues 2 --mode flow). Needs root; exits 77
+# (skipped) without.
 set -euo pipefail
 
-portwall=${1:?usage: run_test.sh PORTWALL_BINARY}
+portwall=${1:?usage: run_test.sh PORTWALL_BINARY [RUN_OPTION...]}
+shift
+run_options=("$@")
+expected_queues=1
+for ((i = 0; i < ${#run_options[@]}; i++)); do
+  if [ "${run_options[i]}" = --queues ]; then
+    expected_queues=${run_options[i + 1]}
+  fi
+done
 here=$(cd "$(dirname "$0")" && pwd)
 
 skip() {
@@ -145,7 +155,8 @@ netns_wait_listening 9000 || fail "servers on port 9000 did not start"
 netns_wait_listening 9001 || fail "servers on port 9001 did not start"
 
 cp "$work/first.toml" "$work/rules.toml"
-ip netns exec "$netns_server" "$portwall" run --rules "$work/rules.toml" 2>"$work/daemon.log" &
+ip netns exec "$netns_server" "$portwall" run --rules "$work/rules.toml" "${run_options[@]}" \
+  2>"$work/daemon.log" &
 daemon_pid=$!
 wait_log "info: started:"
 
@@ -187,23 +198,34 @@ if grep -qi "NFQUEUE\|PORTWALL" <<<"$hooks_v4$hooks_v6"; then
   echo "$hooks_v4" "$hooks_v6" >&2
 fi
 
-# Every packet the kernel queued got a verdict: nothing waits in the kernel,
-# and the reader counted as many packets as the kernel handed out ids.
-counters=$(grep "queue 0 counters:" "$work/daemon.log" || true)
-kernel=$(grep "queue 0 kernel:" "$work/daemon.log" || true)
+# Every packet the kernel queued got a verdict: for each queue nothing waits
+# in the kernel, and the reader counted as many packets as the kernel
+# delivered (ids handed out minus failed deliveries).
 value() { sed -n "s/.* $1=\([0-9]*\).*/\1/p" <<<"$2"; }
-packets=$(value packets "$counters")
-dropped=$(value dropped "$counters")
-accepted=$(value accepted "$counters")
-[ -n "$packets" ] || fail "no counters line in the log"
-[ "${dropped:-0}" -gt 0 ] || fail "dropped counter is ${dropped:-missing}, expected > 0"
-[ "${accepted:-0}" -gt 0 ] || fail "accepted counter is ${accepted:-missing}, expected > 0"
-[ "$(value waiting "$kernel")" = 0 ] || fail "packets still waiting in the kernel: $kernel"
-last_id=$(value last_packet_id "$kernel")
-user_dropped=$(value user_dropped "$kernel")
-if [ -n "$last_id" ] && [ "$packets" != "$((last_id - user_dropped))" ]; then
-  fail "reader judged $packets packets but the kernel queued $((last_id - user_dropped))"
-fi
+total_accepted=0
+total_dropped=0
+queues_seen=0
+for queue in $(sed -n 's/.* queue \([0-9]*\) counters:.*/\1/p' "$work/daemon.log"); do
+  counters=$(grep "queue $queue counters:" "$work/daemon.log")
+  kernel=$(grep "queue $queue kernel:" "$work/daemon.log" || true)
+  packets=$(value packets "$counters")
+  total_accepted=$((total_accepted + $(value accepted "$counters")))
+  total_dropped=$((total_dropped + $(value dropped "$counters")))
+  queues_seen=$((queues_seen + 1))
+  if [ -z "$kernel" ]; then
+    fail "no kernel counters for queue $queue"
+    continue
+  fi
+  [ "$(value waiting "$kernel")" = 0 ] || fail "packets still waiting in the kernel: $kernel"
+  last_id=$(value last_packet_id "$kernel")
+  user_dropped=$(value user_dropped "$kernel")
+  [ "$packets" = "$((last_id - user_dropped))" ] ||
+    fail "queue $queue: reader judged $packets packets, the kernel delivered $((last_id - user_dropped))"
+done
+[ "$queues_seen" -eq "$expected_queues" ] ||
+  fail "counters for $queues_seen queues in the log, expected $expected_queues"
+[ "$total_dropped" -gt 0 ] || fail "dropped counters sum to $total_dropped, expected > 0"
+[ "$total_accepted" -gt 0 ] || fail "accepted counters sum to $total_accepted, expected > 0"
 grep -q "rule allow-9001 (accept): packets=[1-9]" "$work/daemon.log" ||
   fail "no hits counted for rule allow-9001"
 grep -q "policy (drop): packets=[1-9]" "$work/daemon.log" || fail "no hits counted for the policy"
