@@ -8,6 +8,9 @@
 #include "cli/commands.hpp"
 
 #include "common/log.hpp"
+#include "control/server.hpp"
+#include "control/service.hpp"
+#include "control/state_file.hpp"
 #include "queue/conntrack.hpp"
 #include "queue/hooks.hpp"
 #include "queue/nfqueue.hpp"
@@ -44,6 +47,9 @@ struct RunOptions {
     std::string classifier = "compiled";
     QueueOptions queue_options;
     bool log_debug = false;
+    std::string socket_path = control::default_socket_path;
+    std::string state_dir = control::default_state_dir;
+    std::string control_group; // empty: only root may use the control socket
 };
 
 // Closes a file descriptor when it goes out of scope.
@@ -149,6 +155,8 @@ private:
     void report_counters() const;
     void report_rule_counters() const;
     HookConfig hook_config(const RuleFile& rules) const;
+    bool start_control(RuleFile rules);
+    nlohmann::json control_status() const;
 
     const RunOptions& options_;
     ClassifierKind classifier_kind_ = ClassifierKind::compiled;
@@ -159,6 +167,9 @@ private:
     std::vector<std::thread> threads_;
     FileDescriptor reader_exit_{eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)};
     bool reader_failed_ = false;
+    control::StateLock state_lock_;
+    std::unique_ptr<control::ControlService> control_;
+    std::unique_ptr<control::ControlServer> control_server_;
 };
 
 HookConfig Daemon::hook_config(const RuleFile& rules) const
@@ -193,8 +204,8 @@ int Daemon::run()
     const std::size_t rule_count = rules->table.rules.size();
     const Action policy = rules->table.policy;
     HookConfig hooks = hook_config(*rules);
-    holder_.store(std::make_shared<const Ruleset>(std::move(rules->table), classifier_kind_,
-                                                  ++generation_));
+    if (!start_control(std::move(*rules)))
+        return 1;
 
     // Block the signals before any thread starts, so that every thread
     // inherits the mask and only the signalfd receives them.
@@ -234,7 +245,9 @@ int Daemon::run()
              fail_mode_name(fail_open_), backend.c_str(), options_.queue_options.copy_range,
              options_.classifier.c_str());
 
+    control_server_->start();
     const bool clean = wait_for_signals(signal_fd.get());
+    control_server_->stop();
 
     // Hooks first, so that no new packet is queued while the readers drain.
     guard.remove();
@@ -324,16 +337,91 @@ void Daemon::reload()
 
     const std::size_t rule_count = rules->table.rules.size();
     const Action policy = rules->table.policy;
-    auto next = std::make_shared<Ruleset>(std::move(rules->table), classifier_kind_, generation_ + 1);
-    if (const auto previous = holder_.load())
-        next->carry_counters_from(*previous);
-    std::shared_ptr<const Ruleset> published = next;
-    holder_.store(std::move(next));
-    ++generation_;
-    LOG_INFO("reloaded %s: %zu rules, policy %s, generation %" PRIu64, options_.rules_path.c_str(),
-             rule_count, std::string(action_name(policy)).c_str(), generation_);
-    if (options_.mode == "flow")
-        cut_connections(*published);
+    // The control service merges the CLI rules back in, publishes, and (in
+    // flow mode) cuts the connections the new rules drop.
+    std::string error;
+    if (!control_->reload_file(std::move(*rules), options_.rules_path, error)) {
+        LOG_ERROR("%s", error.c_str());
+        return;
+    }
+    generation_ = holder_.generation();
+    LOG_INFO("reloaded %s: %zu rules, %zu CLI rules kept, policy %s, generation %" PRIu64,
+             options_.rules_path.c_str(), rule_count, control_->cli_rule_count(),
+             std::string(action_name(policy)).c_str(), generation_);
+}
+
+// Load the state after the rule file, publish the merged rules, and open the
+// control socket. A corrupt state file stops the start: the daemon would
+// otherwise filter with rules the admin did not mean.
+bool Daemon::start_control(RuleFile rules)
+{
+    std::string error;
+    if (!state_lock_.acquire(options_.state_dir, error)) {
+        LOG_ERROR("state: %s", error.c_str());
+        return false;
+    }
+    control::ServerOptions server_options;
+    server_options.socket_path = options_.socket_path;
+    if (!options_.control_group.empty()) {
+        server_options.control_group = control::lookup_group(options_.control_group, error);
+        if (!server_options.control_group) {
+            LOG_ERROR("%s", error.c_str());
+            return false;
+        }
+    }
+
+    control_ = std::make_unique<control::ControlService>(&holder_, options_.state_dir,
+                                                         classifier_kind_);
+    control::ServiceHooks service_hooks;
+    service_hooks.daemon_status = [this] { return control_status(); };
+    if (options_.mode == "flow") {
+        service_hooks.after_publish = [this](const Ruleset& published) {
+            cut_connections(published);
+            return std::string();
+        };
+    }
+    control_->set_hooks(std::move(service_hooks));
+    if (!control_->start(std::move(rules), options_.rules_path,
+                         control::load_state(options_.state_dir), error)) {
+        LOG_ERROR("%s", error.c_str());
+        return false;
+    }
+    generation_ = holder_.generation();
+
+    control_server_ = std::make_unique<control::ControlServer>(*control_, server_options);
+    if (!control_server_->open(error)) {
+        LOG_ERROR("%s", error.c_str());
+        return false;
+    }
+    return true;
+}
+
+// Daemon-wide counters for `portwall status`, summed over the queues.
+nlohmann::json Daemon::control_status() const
+{
+    std::uint64_t packets = 0, accepted = 0, dropped = 0, malformed = 0, enobufs = 0;
+    for (const auto& reader : readers_) {
+        const QueueCounters& c = reader->counters();
+        packets += c.packets.load(std::memory_order_relaxed);
+        accepted += c.accepted.load(std::memory_order_relaxed);
+        dropped += c.dropped.load(std::memory_order_relaxed);
+        malformed += c.malformed_total();
+        enobufs += c.enobufs.load(std::memory_order_relaxed);
+    }
+    return {
+        {"packets", packets},
+        {"accepted", accepted},
+        {"dropped", dropped},
+        {"malformed", malformed},
+        {"enobufs", enobufs},
+        {"queues", std::to_string(options_.queue) + "-" +
+                       std::to_string(options_.queue + options_.queues - 1)},
+        {"mode", options_.mode},
+        {"fail", fail_mode_name(fail_open_)},
+        {"if_daemon_dies", fail_open_ ? "traffic passes (fail open)"
+                                          : "traffic stops, except the rule file's admin ports "
+                                            "(fail closed)"},
+    };
 }
 
 // In flow mode established connections bypass the queue, so a new rule would
@@ -473,6 +561,13 @@ void add_run_command(CLI::App& app, int& exit_status)
         ->capture_default_str();
     add_queue_options(*command, *options);
     command->add_flag("--debug", options->log_debug, "log debug messages");
+    command->add_option("--socket", options->socket_path, "control socket for block, list, ...")
+        ->capture_default_str();
+    command->add_option("--state-dir", options->state_dir,
+                        "directory of the state file that keeps the CLI rules across restarts")
+        ->capture_default_str();
+    command->add_option("--control-group", options->control_group,
+                        "group whose members may use the control socket besides root");
 
     command->callback([options, &exit_status] {
         if (options->queue + options->queues - 1 > 65535) {
