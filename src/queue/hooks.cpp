@@ -320,6 +320,8 @@ HookResult install_iptables(const HookConfig& config)
     }
     if (!install_iptables_family(config, true, result.error)) {
         // All or nothing: take the IPv4 half back out.
+        // NOTE: this also removes a chain that a killed daemon left behind, so
+        // after a failed restart a fail-closed host passes IPv4 traffic.
         std::string rollback_error;
         if (!remove_iptables_family(false, rollback_error))
             result.error += "; rollback of the IPv4 rules also failed: " + rollback_error;
@@ -361,6 +363,9 @@ bool nft_check(const std::string& script, std::string& error)
     return false;
 }
 
+// NOTE: the tests run on a kernel without the nft queue expression. Loading
+// and replacing the table was checked with a counter in place of the queue
+// statement, never with the queue statement itself.
 HookResult install_nft(const std::string& script)
 {
     HookResult result;
