@@ -97,6 +97,21 @@ bool read_request(int fd, std::string& line, std::string& error)
     return true;
 }
 
+// Reads and drops what the peer still sends after an oversized request, up
+// to EOF, a timeout or 1 MiB. Closing a socket with unread input sends a
+// reset, which can destroy the error reply before the client reads it.
+void discard_input(int fd)
+{
+    ::shutdown(fd, SHUT_WR);
+    char buffer[4096];
+    for (std::size_t total = 0; total < 1024 * 1024;) {
+        const ssize_t received = ::recv(fd, buffer, sizeof buffer, 0);
+        if (received <= 0)
+            return;
+        total += static_cast<std::size_t>(received);
+    }
+}
+
 void set_timeouts(int fd, std::chrono::milliseconds timeout)
 {
     timeval value{};
@@ -273,7 +288,8 @@ void ControlServer::serve_connection(int fd)
     std::string line;
     std::string error;
     Reply reply;
-    if (!read_request(fd, line, error)) {
+    const bool whole_request = read_request(fd, line, error);
+    if (!whole_request) {
         log_rejected("bad request", peer, error);
         reply = Reply{false, error, {}};
     } else if (!peer_allowed(peer.uid, peer.gid, options_.control_group)) {
@@ -292,6 +308,8 @@ void ControlServer::serve_connection(int fd)
 
     if (!write_all(fd, encode_reply(reply)))
         log_rejected("reply not sent", peer, std::strerror(errno));
+    if (!whole_request)
+        discard_input(fd);
 }
 
 } // namespace portwall::control

@@ -1,9 +1,9 @@
 // The control socket: a Unix stream socket served by one thread.
 //
 // Each connection carries one request and one reply (see protocol.hpp).
-// Connections are served one at a time, which also serializes changes; a
-// client that sends nothing is dropped after io_timeout, so it cannot hold
-// the others up for longer than that.
+// Connections are served one at a time, which also serializes changes. A
+// slow client is dropped after io_timeout, and one that sends an oversized
+// request after at most twice that, so it cannot hold the others up longer.
 //
 // Authorization uses the peer's credentials from SO_PEERCRED, not the
 // socket's file mode: root, or a user whose primary or supplementary groups

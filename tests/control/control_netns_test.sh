@@ -1,0 +1,307 @@
+#!/usr/bin/env bash
+# Live control of `portwall run` in network namespaces this test creates and
+# removes: block and unblock a port under a running UDP stream (IPv4 and
+# IPv6), keep the block across a restart, 20 concurrent clients, SIGKILL
+# during a stream of changes, an unprivileged client, random and oversized
+# requests, a corrupt state file, --offline edits, anti-lockout and status.
+#
+# Usage: control_netns_test.sh PORTWALL_BINARY. Needs root; exits 77
+# (skipped) without. Every daemon uses a socket and state directory under a
+# temporary directory, never /run/portwall or /var/lib/portwall.
+set -euo pipefail
+
+portwall=$(realpath "${1:?usage: control_netns_test.sh PORTWALL_BINARY}")
+here=$(cd "$(dirname "$0")" && pwd)
+
+skip() {
+  echo "SKIPPED: $*" >&2
+  exit 77
+}
+
+[ "$(id -u)" -eq 0 ] || skip "the control netns test needs root to create network namespaces"
+for tool in ip iptables ip6tables socat python3 setpriv ping timeout; do
+  command -v "$tool" >/dev/null || skip "$tool is not installed; run tools/install-deps"
+done
+
+# shellcheck source=../integration/netns.sh
+source "$here/../integration/netns.sh"
+
+work=$(mktemp -d)
+chmod 755 "$work" # the unprivileged client must reach the socket inside
+socket=$work/portwall.sock
+state=$work/state
+rules=$work/rules.toml
+daemon_pid=
+cleanup() {
+  if [ -n "$daemon_pid" ]; then
+    kill -TERM "$daemon_pid" 2>/dev/null || true
+    wait "$daemon_pid" 2>/dev/null || true
+  fi
+  netns_cleanup
+  rm -rf "$work"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+failures=0
+fail() {
+  echo "FAIL: $*" >&2
+  failures=$((failures + 1))
+}
+pass() {
+  echo "ok: $*"
+}
+
+# The file allows the stream's port, so a CLI block must win over it.
+cat >"$rules" <<'EOF'
+version = 1
+
+[policy]
+input = "accept"
+
+[[rule]]
+name = "stream"
+action = "accept"
+proto = "udp"
+dport = 7100
+comment = "the CLI block must win over this"
+EOF
+
+client() {
+  "$portwall" "$@" --socket "$socket"
+}
+
+start_daemon() {
+  ip netns exec "$netns_server" "$portwall" run --rules "$rules" --socket "$socket" \
+    --state-dir "$state" --mode packet 2>>"$work/daemon.log" &
+  daemon_pid=$!
+  local i
+  for i in $(seq 100); do
+    if client status >/dev/null 2>&1; then
+      return 0
+    fi
+    if ! kill -0 "$daemon_pid" 2>/dev/null; then
+      break
+    fi
+    sleep 0.1
+  done
+  echo "daemon did not start; its log:" >&2
+  cat "$work/daemon.log" >&2
+  exit 1
+}
+
+stop_daemon() {
+  kill -TERM "$daemon_pid"
+  wait "$daemon_pid" || true
+  daemon_pid=
+}
+
+now_ns() {
+  date +%s%N
+}
+
+netns_setup "ctl$$"
+netns_serve 7000
+
+# --- block and unblock under a running stream, IPv4 and IPv6 -------------
+start_daemon
+round_trip_us=$(ip netns exec "$netns_client" ping -c 3 -i 0.2 -q "$netns_server_v4" |
+  awk -F/ '/^rtt/ { printf "%d", $5 * 1000 + 1 }')
+echo "round trip on the veth pair: ${round_trip_us} us"
+
+for family in 4 6; do
+  if [ "$family" = 4 ]; then server=$netns_server_v4; else server=$netns_server_v6; fi
+  ip netns exec "$netns_server" python3 "$here/stream.py" receive "$server" 7100 9 \
+    >"$work/received$family" &
+  netns_pids+=($!)
+done
+sleep 0.5
+for family in 4 6; do
+  if [ "$family" = 4 ]; then server=$netns_server_v4; else server=$netns_server_v6; fi
+  ip netns exec "$netns_client" python3 "$here/stream.py" send "$server" 7100 7 5 &
+  netns_pids+=($!)
+done
+
+sleep 2
+client block 7100/udp --comment "stream test" >/dev/null || fail "block 7100/udp failed"
+blocked_at=$(now_ns)
+sleep 2
+# Datagrams sent while the unblock command runs may pass, so the blocked
+# window ends when the command starts and the open one begins when it ends.
+unblock_started=$(now_ns)
+client unblock 7100/udp >/dev/null || fail "unblock 7100/udp failed"
+unblocked_at=$(now_ns)
+sleep 7
+
+tolerance_ns=$((round_trip_us * 1000))
+for family in 4 6; do
+  before=$(awk -v t="$blocked_at" '$2 < t' "$work/received$family" | wc -l)
+  late=$(awk -v t="$blocked_at" -v d="$tolerance_ns" -v u="$unblock_started" \
+    '$2 > t + d && $2 < u' "$work/received$family" | wc -l)
+  after=$(awk -v u="$unblocked_at" '$2 > u' "$work/received$family" | wc -l)
+  [ "$before" -gt 0 ] && pass "IPv$family stream flowed before the block ($before datagrams)" ||
+    fail "IPv$family stream did not flow before the block"
+  [ "$late" -eq 0 ] &&
+    pass "IPv$family: no datagram sent more than one round trip after the block got through" ||
+    fail "IPv$family: $late datagrams sent after the block (+${round_trip_us} us) got through:" \
+      "$(awk -v t="$blocked_at" -v u="$unblock_started" '$2 > t && $2 < u {
+          printf "seq %d sent %+d us received %+d us; ", $1, ($2 - t) / 1000, ($3 - t) / 1000 }' \
+        "$work/received$family")"
+  [ "$after" -gt 0 ] && pass "IPv$family stream flows again after unblock ($after datagrams)" ||
+    fail "IPv$family stream did not resume after unblock"
+done
+
+# --- the block survives a restart ----------------------------------------
+client block 7000/tcp --comment "restart test" >/dev/null || fail "block 7000/tcp failed"
+stop_daemon
+start_daemon
+if client list | grep -q "restart test"; then
+  pass "the block is listed after a restart"
+else
+  fail "the block is gone after a restart"
+fi
+for family in 4 6; do
+  answer=$(netns_probe tcp "$family" 7000)
+  [ -z "$answer" ] && pass "tcp/IPv$family 7000 still blocked after restart" ||
+    fail "tcp/IPv$family 7000 passes after restart: '$answer'"
+  answer=$(netns_probe udp "$family" 7000)
+  [ "$answer" = "udp 7000" ] && pass "udp/IPv$family 7000 still passes" ||
+    fail "udp/IPv$family 7000 should pass, got '$answer'"
+done
+client delete 1 >/dev/null || fail "delete 1 failed"
+answer=$(netns_probe tcp 4 7000)
+[ "$answer" = "tcp 7000" ] && pass "tcp 7000 passes after delete" || fail "tcp 7000 after delete: '$answer'"
+
+# --- 20 concurrent clients -------------------------------------------------
+client_pids=()
+for i in $(seq 0 19); do
+  (
+    client block "$((8000 + i))/tcp" --from "198.18.1.$i" >/dev/null
+    if [ $((i % 2)) -eq 0 ]; then
+      client unblock "$((8000 + i))/tcp" --from "198.18.1.$i" >/dev/null
+    fi
+    client allow "$((9000 + i))" --to "2001:db8::2" >/dev/null
+  ) &
+  client_pids+=($!)
+done
+for pid in "${client_pids[@]}"; do
+  wait "$pid" || fail "a concurrent client failed"
+done
+listed=$(client list --json | python3 -c '
+import json, sys
+report = json.load(sys.stdin)
+cli = report["rules"][: report["cli_rules"]]
+print("\n".join(sorted(r["action"] + " " + ",".join(r["dport"]) + " " + ",".join(r["src"]) + " " + ",".join(r["dst"]) for r in cli)))')
+saved=$(tail -n +2 "$state/state.jsonl" | python3 -c '
+import json, sys
+rules = [json.loads(line) for line in sys.stdin]
+def port(r): return r.get("port", "").split("/")[0]
+print("\n".join(sorted(r["action"] + " " + port(r) + " " + ",".join(r.get("from", [])) + " " + ",".join(r.get("to", [])) for r in rules)))')
+count=$(echo "$listed" | grep -c . || true)
+[ "$count" -eq 30 ] && pass "20 concurrent clients left 30 CLI rules" || fail "expected 30 CLI rules, got $count"
+[ "$listed" = "$saved" ] && pass "the list and the state file agree" ||
+  fail "list and state file differ: list=[$listed] state=[$saved]"
+
+# --- SIGKILL during a stream of changes -----------------------------------
+: >"$work/acknowledged"
+(
+  for i in $(seq 0 199); do
+    if client block "$((20000 + i))/udp" >/dev/null 2>&1; then
+      echo "$((20000 + i))" >>"$work/acknowledged"
+    fi
+  done
+) &
+changes_pid=$!
+sleep 1
+kill -KILL "$daemon_pid"
+wait "$daemon_pid" 2>/dev/null || true
+daemon_pid=
+wait "$changes_pid" || true
+acknowledged=$(wc -l <"$work/acknowledged")
+echo "changes acknowledged before SIGKILL: $acknowledged"
+[ "$acknowledged" -gt 0 ] || fail "no change was acknowledged before SIGKILL"
+if python3 - "$state/state.jsonl" "$work/acknowledged" <<'EOF'
+import json, sys
+lines = open(sys.argv[1]).read().split("\n")
+assert lines[-1] == "", "the state file does not end with a newline"
+assert json.loads(lines[0]) == {"portwall_state": 1}, "bad header"
+ports = set()
+for line in lines[1:-1]:
+    rule = json.loads(line)  # every line is one whole JSON object
+    ports.add(rule.get("port", ""))
+acked = {p.strip() + "/udp" for p in open(sys.argv[2]) if p.strip()}
+missing = acked - ports
+assert not missing, f"acknowledged changes missing from the state: {sorted(missing)[:5]}"
+streamed = {p for p in ports if p.startswith("2")}
+assert len(streamed) - len(acked) <= 1, "more than one unacknowledged change in the state"
+EOF
+then
+  pass "after SIGKILL the state file is valid and holds every acknowledged change"
+else
+  fail "the state file after SIGKILL is invalid or misses changes"
+fi
+start_daemon
+pass "the daemon restarts from the state written before SIGKILL"
+
+# --- unprivileged client, random and oversized requests --------------------
+output=$(setpriv --reuid=65534 --regid=65534 --clear-groups "$portwall" list --socket "$socket" 2>&1) &&
+  fail "an unprivileged client was served: $output"
+echo "$output" | grep -q "permission denied: uid 65534" && pass "unprivileged client refused: $output" ||
+  fail "unprivileged client: unexpected output '$output'"
+
+reply=$(head -c 4096 /dev/urandom | tr -d '\n' | socat -t5 - "UNIX-CONNECT:$socket" || true)
+echo "$reply" | grep -q '^{"error":"malformed request: request is not valid JSON","ok":false,"v":1}$' &&
+  pass "random bytes get an error reply" || fail "random bytes: reply '$reply'"
+reply=$(head -c 70000 /dev/zero | tr '\0' 'x' | socat -t5 - "UNIX-CONNECT:$socket" || true)
+echo "$reply" | grep -q 'request is longer than 65536 bytes' && pass "an oversized request gets an error reply" ||
+  fail "oversized request: reply '$reply'"
+client status >/dev/null && pass "the daemon still serves after bad requests" ||
+  fail "the daemon stopped serving after bad requests"
+
+# --- anti-lockout, status ----------------------------------------------------
+output=$(SSH_CONNECTION="$netns_client_v4 50000 $netns_server_v4 22" client block 22/tcp 2>&1) &&
+  fail "a block of the client's own SSH connection was applied"
+echo "$output" | grep -q "would drop your own SSH connection" && pass "anti-lockout refused the block" ||
+  fail "anti-lockout: unexpected output '$output'"
+[ "$(netns_probe udp 6 7000)" = "udp 7000" ] || fail "udp/IPv6 7000 should pass before status"
+status=$(client status --json)
+echo "$status" | python3 -c '
+import json, sys
+s = json.load(sys.stdin)
+assert s["running"] and s["cli_rules"] > 0, s
+queues = s["kernel"]["queues"]
+assert queues and queues[0]["queue"] == 0, s["kernel"]
+assert s["daemon"]["packets"] > 0, s["daemon"]' >&2 && pass "status --json has rules, counters and kernel queue 0" ||
+  fail "status --json is incomplete (see the assertion above)"
+
+# --- daemon down, --offline, corrupt state ---------------------------------
+stop_daemon
+output=$(client list 2>&1) && fail "list succeeded with the daemon down"
+code=$(client list >/dev/null 2>&1; echo $?)
+[ "$code" = 3 ] && echo "$output" | grep -q "daemon is not running" &&
+  pass "daemon down: exit 3 and a clear message" || fail "daemon down: exit $code, '$output'"
+"$portwall" block 7001/tcp --offline --state-dir "$state" --rules "$rules" --comment offline >/dev/null ||
+  fail "--offline block failed"
+cp "$state/state.jsonl" "$work/state.good"
+printf '{"action":"drop","port":"7' >>"$state/state.jsonl"
+if ip netns exec "$netns_server" "$portwall" run --rules "$rules" --socket "$socket" \
+  --state-dir "$state" 2>"$work/corrupt.log"; then
+  fail "the daemon started with a corrupt state file"
+elif grep -q "state.jsonl:[0-9]*:1: error: last line has no newline" "$work/corrupt.log"; then
+  pass "a corrupt state file stops the start with its position"
+else
+  fail "corrupt state: unexpected log $(cat "$work/corrupt.log")"
+fi
+cp "$work/state.good" "$state/state.jsonl"
+start_daemon
+client list | grep -q "offline" && pass "the --offline rule is in force after start" ||
+  fail "the --offline rule is missing"
+stop_daemon
+
+if [ "$failures" -ne 0 ]; then
+  echo "daemon log:" >&2
+  tail -n 40 "$work/daemon.log" >&2
+  echo "$failures checks failed" >&2
+  exit 1
+fi
+echo "all control checks passed"
