@@ -41,11 +41,16 @@ void append_excerpt(std::string& out, std::string_view text, const SourcePositio
     if (line.empty())
         return;
     out.append("    ").append(line).append("\n    ");
-    // Keep tabs so that the caret lines up under the same column.
-    const std::size_t before = std::min<std::size_t>(position.column > 0 ? position.column - 1 : 0,
-                                                     line.size());
-    for (std::size_t i = 0; i < before; ++i)
-        out += line[i] == '\t' ? '\t' : ' ';
+    // toml++ counts columns in code points, so one pad character stands for
+    // each UTF-8 sequence, and tabs stay tabs so that the caret lines up.
+    std::uint32_t column = 1;
+    for (std::size_t i = 0; i < line.size() && column < position.column; ++i) {
+        const auto byte = static_cast<unsigned char>(line[i]);
+        if ((byte & 0xc0) == 0x80)
+            continue; // a continuation byte of the previous code point
+        out += byte == '\t' ? '\t' : ' ';
+        ++column;
+    }
     out.append("^\n");
 }
 

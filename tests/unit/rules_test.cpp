@@ -419,6 +419,19 @@ TEST_CASE("rules: diagnostic shows source line and caret")
           "test.toml:5:10: error: port 70000 is out of range 0-65535\n"
           "    \tdport = 70000\n"
           "    \t        ^\n");
+
+    // Columns count code points: "é" is two bytes and one column.
+    const CompileResult utf8 = compile(policy_drop + "[[rule]]\ncomment = \"é\"\naction = \"x\"\n");
+    REQUIRE(utf8.diagnostics.size() == 1);
+    CHECK(format_diagnostic(utf8.diagnostics[0], utf8.source_text) ==
+          "test.toml:5:10: error: invalid action 'x', expected \"accept\" or \"drop\"\n"
+          "    action = \"x\"\n"
+          "             ^\n");
+    const CompileResult after_utf8 = compile(policy_drop + "[[rule]]\naction = \"é\" x\n");
+    REQUIRE(after_utf8.diagnostics.size() == 1);
+    CHECK(format_diagnostic(after_utf8.diagnostics[0], after_utf8.source_text)
+              .ends_with("    action = \"é\" x\n"
+                         "                 ^\n"));
 }
 
 TEST_CASE("rules: duplicate and covered rules warn")
