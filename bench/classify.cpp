@@ -154,7 +154,7 @@ int run(const Options& options)
     figures.bytes = compiled->memory_bytes();
     const CompiledStats stats = compiled->stats();
     std::printf("compiled: %.2f ms to compile, %zu bytes (%.1f per rule), %zu trees, %zu boxes, %zu nodes, "
-                "%zu leaf entries, largest leaf %zu, depth %zu, %zu rules in the side table\n",
+                "%zu boxes in leaves, largest leaf %zu, depth %zu, %zu rules in the side table\n",
                 figures.compile_ms, figures.bytes, static_cast<double>(figures.bytes) / std::max<std::size_t>(rules, 1),
                 stats.trees, stats.boxes, stats.nodes, stats.leaf_entries, stats.max_leaf, stats.depth,
                 stats.side_rules);

@@ -94,13 +94,15 @@
 // 18..255) at proto <= 132, each side with cost 4*2+1 = 9:
 //
 //   partition 0: leaf [b0]
-//   partition 2:          proto <= 17
-//                    /                  \
-//             proto <= 6              proto <= 132
-//             /        \              /          \
-//        [b1, b5]   [b2, b5]     [b3, b5]     [b4, b5]
+//   partition 2: proto <= 17?
+//                +-- yes: proto <= 6?
+//                |        +-- yes: leaf [b1, b5]
+//                |        +-- no:  leaf [b2, b5]
+//                +-- no:  proto <= 132?
+//                         +-- yes: leaf [b3, b5]
+//                         +-- no:  leaf [b4, b5]
 //
-// That is 8 nodes and 9 leaf entries; b5 is copied into four leaves.
+// That is 8 nodes and 9 boxes in leaves; b5 is copied into four leaves.
 // Lookups, trees visited in order of first rule (partition 0 from R0, then
 // partition 2 from R1):
 //   tcp 198.18.1.7:40000 -> 198.19.0.1:22. Key (6, 40000, 22, c6120107,
@@ -125,8 +127,10 @@
 // the split first or no cut separates the boxes; at most 2^28 - 1 nodes,
 // leaf entries and boxes per tree (std::length_error at compile); rule
 // indexes below 2^32 - 1.
-// Memory: per box 4 + 8 * dims bytes (44 for IPv4, 92 for IPv6), per node 8,
-// per leaf entry 4, per root table entry 4, plus the side rules' copies.
+// Memory: per box copy in a leaf 4 + 8 * dims bytes (44 for IPv4, 92 for
+// IPv6), per node 8, per root table entry 4, plus the side rules' copies.
+// Leaves hold copies of their boxes, not ids, so that a leaf scan reads
+// consecutive memory; leaves with the same boxes share one copy.
 // Concurrency: lookup reads only immutable data and a key on its stack, so
 // any number of threads may share one classifier.
 // Changes: there is no incremental insert or delete. A change compiles the
@@ -139,6 +143,7 @@
 #include "classify/compiled.hpp"
 
 #include <algorithm>
+#include <map>
 #include <stdexcept>
 
 namespace portwall {
@@ -199,6 +204,8 @@ private:
     DecisionTree& tree_;
     const std::vector<Box>& boxes_;
     const CompiledLimits& limits_;
+    // Where each distinct leaf's boxes start in leaf_boxes_, in boxes.
+    std::map<std::vector<std::uint32_t>, std::size_t> leaf_offsets_;
 };
 
 bool TreeBuilder::covers(const Box& box, const Region& region) const noexcept
@@ -306,14 +313,25 @@ Split TreeBuilder::choose_split(const Region& region, const std::vector<std::uin
 
 void TreeBuilder::make_leaf(std::uint32_t node, const std::vector<std::uint32_t>& ids, unsigned depth)
 {
-    const std::size_t offset = tree_.leaf_boxes_.size();
-    if (offset + ids.size() > max_encoded_index)
-        throw std::length_error("compiled classifier: more than 2^28 leaf entries");
-    tree_.leaf_boxes_.insert(tree_.leaf_boxes_.end(), ids.begin(), ids.end());
+    const unsigned dims = tree_.dims_;
+    const std::size_t offset = tree_.leaf_boxes_.size() / (1 + 2 * dims);
+    const auto [shared, added] = leaf_offsets_.try_emplace(ids, offset);
     tree_.nodes_[node].value = static_cast<std::uint32_t>(ids.size());
-    tree_.nodes_[node].link = static_cast<std::uint32_t>(offset << 4) | DecisionTree::leaf_dim;
+    tree_.nodes_[node].link = static_cast<std::uint32_t>(shared->second << 4) | DecisionTree::leaf_dim;
     tree_.depth_ = std::max<std::size_t>(tree_.depth_, depth);
     tree_.max_leaf_ = std::max(tree_.max_leaf_, ids.size());
+    if (!added)
+        return;
+    if (offset + ids.size() > max_encoded_index)
+        throw std::length_error("compiled classifier: more than 2^28 leaf entries");
+    for (std::uint32_t id : ids) {
+        const Box& box = boxes_[id];
+        tree_.leaf_boxes_.push_back(box.rule);
+        for (unsigned d = 0; d < dims; ++d) {
+            tree_.leaf_boxes_.push_back(box.low[d]);
+            tree_.leaf_boxes_.push_back(box.high[d] - box.low[d]);
+        }
+    }
 }
 
 void TreeBuilder::build(std::uint32_t node, const Region& region, std::vector<std::uint32_t>& ids,
@@ -369,18 +387,8 @@ void DecisionTree::build(unsigned dims, const std::vector<Box>& boxes, const Com
     box_count_ = boxes.size();
     nodes_.clear();
     leaf_boxes_.clear();
-    boxes_.clear();
     depth_ = 0;
     max_leaf_ = 0;
-
-    boxes_.reserve(boxes.size() * (1 + 2 * dims));
-    for (const Box& box : boxes) {
-        boxes_.push_back(box.rule);
-        for (unsigned d = 0; d < dims; ++d) {
-            boxes_.push_back(box.low[d]);
-            boxes_.push_back(box.high[d] - box.low[d]);
-        }
-    }
 
     build_root_table(boxes, limits, root_dim);
     lay_out_breadth_first();
@@ -465,7 +473,8 @@ void DecisionTree::lay_out_breadth_first()
 }
 
 template <unsigned Dims>
-std::uint32_t DecisionTree::lookup_fixed(const Key& key, std::uint32_t bound) const noexcept
+[[gnu::always_inline]] inline std::uint32_t DecisionTree::lookup_fixed(const Key& key,
+                                                                       std::uint32_t bound) const noexcept
 {
     const Node* nodes = nodes_.data();
     Node node = nodes[root_table_[static_cast<std::uint64_t>(key[root_dim_]) >> root_shift_]];
@@ -474,10 +483,10 @@ std::uint32_t DecisionTree::lookup_fixed(const Key& key, std::uint32_t bound) co
         node = nodes[child];
     }
 
-    const std::uint32_t* entry = leaf_boxes_.data() + (node.link >> 4);
-    const std::uint32_t* end = entry + node.value;
-    for (; entry != end; ++entry) {
-        const std::uint32_t* box = boxes_.data() + static_cast<std::size_t>(*entry) * (1 + 2 * Dims);
+    constexpr unsigned stride = 1 + 2 * Dims;
+    const std::uint32_t* box = leaf_boxes_.data() + static_cast<std::size_t>(node.link >> 4) * stride;
+    const std::uint32_t* end = box + static_cast<std::size_t>(node.value) * stride;
+    for (; box != end; box += stride) {
         // Leaf entries ascend by rule, so nothing after this one can win.
         if (box[0] >= bound)
             break;
@@ -502,7 +511,7 @@ std::uint32_t DecisionTree::lookup(const Key& key, std::uint32_t bound) const no
 std::size_t DecisionTree::memory_bytes() const noexcept
 {
     return nodes_.capacity() * sizeof(Node) +
-           (root_table_.capacity() + leaf_boxes_.capacity() + boxes_.capacity()) * sizeof(std::uint32_t);
+           (root_table_.capacity() + leaf_boxes_.capacity()) * sizeof(std::uint32_t);
 }
 
 void DecisionTree::add_stats(CompiledStats& stats) const noexcept
@@ -510,7 +519,7 @@ void DecisionTree::add_stats(CompiledStats& stats) const noexcept
     stats.trees += 1;
     stats.boxes += box_count_;
     stats.nodes += nodes_.size();
-    stats.leaf_entries += leaf_boxes_.size();
+    stats.leaf_entries += dims_ == 0 ? 0 : leaf_boxes_.size() / (1 + 2 * dims_);
     stats.max_leaf = std::max(stats.max_leaf, max_leaf_);
     stats.depth = std::max(stats.depth, depth_);
 }
@@ -702,7 +711,8 @@ void build_partitions(unsigned dims, const std::vector<Box>& boxes, const Compil
 
 Key make_key(const PacketView& packet) noexcept
 {
-    Key key{};
+    // Words past the family's dims stay unset: IPv4 trees never read them.
+    Key key;
     key[dim_protocol] = packet.protocol;
     key[dim_sport] = packet.has_ports() ? packet.sport : no_ports;
     key[dim_dport] = packet.has_ports() ? packet.dport : no_ports;

@@ -30,7 +30,7 @@ struct CompiledStats {
     std::size_t trees = 0;        // decision trees over both families
     std::size_t boxes = 0;        // hyperrectangles in all trees
     std::size_t nodes = 0;        // inner nodes and leaves of all trees
-    std::size_t leaf_entries = 0; // box references stored in leaves
+    std::size_t leaf_entries = 0; // box copies stored in leaves, shared leaves once
     std::size_t max_leaf = 0;     // largest leaf, in boxes
     std::size_t depth = 0;        // deepest leaf
     std::size_t side_rules = 0;   // rules checked linearly next to the trees
@@ -101,11 +101,12 @@ private:
     std::uint32_t first_rule_ = no_rule;
     std::size_t box_count_ = 0;
     std::vector<Node> nodes_;
-    std::vector<std::uint32_t> leaf_boxes_; // box ids, ascending within a leaf
-    // Per box: its rule, then per dimension the low bound and the span
-    // (high - low), so that a containment test is one unsigned comparison:
-    // key - low <= span.
-    std::vector<std::uint32_t> boxes_;
+    // The boxes of every leaf, copied into each leaf that holds them so that
+    // a leaf scan reads consecutive memory, ascending by rule within a leaf;
+    // leaves with the same boxes share one copy. Per box: its rule, then per
+    // dimension the low bound and the span (high - low), so that a
+    // containment test is one unsigned comparison: key - low <= span.
+    std::vector<std::uint32_t> leaf_boxes_;
     std::size_t depth_ = 0;
     std::size_t max_leaf_ = 0;
 };
