@@ -52,8 +52,9 @@ void add_check_command(CLI::App& app, int& exit_status)
 {
     auto options = std::make_shared<CheckOptions>();
     CLI::App* command = app.add_subcommand(
-        "check", "Check rule files without applying them; needs no root and no kernel access.");
+        "check", "Check rule files without applying them. Needs no root and no kernel access.");
     command->add_option("FILE", options->files, "Rule files to check (TOML, format version 1).")
+        ->type_name("PATH")
         ->required();
     command->add_flag("--strict", options->strict,
                       "Also fail when a file has warnings, such as a rule that can never match.");
@@ -61,7 +62,8 @@ void add_check_command(CLI::App& app, int& exit_status)
         "Every error and warning goes to stderr as FILE:LINE:COLUMN: SEVERITY: MESSAGE,\n"
         "followed by the source line. Each file gets one summary line on stdout.\n"
         "Exit status: 0 when every file is valid (warnings allowed unless --strict),\n"
-        "1 when any file has an error, 2 on a usage error. The format: docs/rules.md.");
+        "1 when any file has an error, 2 on a usage error.\n"
+        "docs/rules.md describes the rule file format.");
     command->callback([options, &exit_status] {
         bool all_passed = true;
         for (const std::string& path : options->files)
