@@ -4,6 +4,7 @@
 #include "control/lockout.hpp"
 #include "control/report.hpp"
 
+#include <algorithm>
 #include <ctime>
 #include <unistd.h>
 
@@ -95,6 +96,36 @@ std::string check_lockout(const Request& request, const RuleTable& before, const
            "`portwall confirm` follows in time, or --force to apply it for good";
 }
 
+// Copies the counters of unnamed rules from `previous`, which
+// Ruleset::carry_counters_from leaves at zero because it matches by name.
+// A CLI rule is the same rule when its spec, creation time included, is
+// equal. File rules keep their order within one file, so after a CLI change
+// (`same_file`) they are the same rules shifted by the change in CLI rules.
+void carry_unnamed_counters(const Ruleset& previous, const std::vector<RuleSpec>& previous_cli,
+                            const Ruleset& next, const std::vector<RuleSpec>& next_cli,
+                            bool same_file)
+{
+    const std::vector<Rule>& rules = next.table().rules;
+    for (std::size_t i = 0; i < rules.size(); ++i) {
+        if (!rules[i].name.empty())
+            continue;
+        std::optional<std::size_t> old_index;
+        if (i < next_cli.size()) {
+            const auto found = std::find(previous_cli.begin(), previous_cli.end(), next_cli[i]);
+            if (found != previous_cli.end())
+                old_index = static_cast<std::size_t>(found - previous_cli.begin());
+        } else if (same_file) {
+            old_index = previous_cli.size() + (i - next_cli.size());
+        }
+        if (!old_index || *old_index >= previous.table().rules.size())
+            continue;
+        const HitCounter& old = previous.rule_counter(*old_index);
+        HitCounter& counter = next.counter(Match{static_cast<std::uint32_t>(i), rules[i].action});
+        counter.packets.store(old.packets.load(std::memory_order_relaxed), std::memory_order_relaxed);
+        counter.bytes.store(old.bytes.load(std::memory_order_relaxed), std::memory_order_relaxed);
+    }
+}
+
 } // namespace
 
 ControlService::ControlService(RulesetHolder* holder, std::string state_dir, ClassifierKind kind)
@@ -141,7 +172,7 @@ bool ControlService::start(RuleFile file, const std::string& file_path, const St
         return false;
     }
     store_ = std::move(store);
-    publish(std::move(*table));
+    publish(std::move(*table), {}, false);
     LOG_INFO("control: loaded %zu rules from %s and %zu from %s", store_.file().table.rules.size(),
              file_path.c_str(), store_.cli_rules().size(), state_file_path(state_dir_).c_str());
     return true;
@@ -157,8 +188,9 @@ bool ControlService::reload_file(RuleFile file, const std::string& file_path, st
         error = "reload of " + file_path + " rejected, old rules stay: " + error;
         return false;
     }
+    const std::vector<RuleSpec> previous_cli = store_.cli_rules();
     store_ = std::move(store);
-    publish(std::move(*table));
+    publish(std::move(*table), previous_cli, false);
     return true;
 }
 
@@ -173,14 +205,17 @@ std::shared_ptr<const Ruleset> ControlService::current() const
     return holder_ != nullptr ? holder_->load() : nullptr;
 }
 
-std::string ControlService::publish(RuleTable table)
+std::string ControlService::publish(RuleTable table, const std::vector<RuleSpec>& previous_cli,
+                                    bool same_file)
 {
     ++generation_;
     if (holder_ == nullptr)
         return "";
     auto next = std::make_shared<Ruleset>(std::move(table), kind_, generation_);
-    if (const std::shared_ptr<const Ruleset> previous = holder_->load())
+    if (const std::shared_ptr<const Ruleset> previous = holder_->load()) {
         next->carry_counters_from(*previous);
+        carry_unnamed_counters(*previous, previous_cli, *next, store_.cli_rules(), same_file);
+    }
     holder_->store(next);
     return hooks_.after_publish ? hooks_.after_publish(*next) : "";
 }
@@ -295,7 +330,7 @@ Reply ControlService::apply_change(const Request& request)
 
     std::vector<RuleSpec> previous = store_.cli_rules();
     store_.set_cli_rules(edit->rules);
-    const std::string note = publish(std::move(*table));
+    const std::string note = publish(std::move(*table), previous, true);
     LOG_INFO("control: %s; generation %llu, %zu rules", edit->description.c_str(),
              static_cast<unsigned long long>(generation_), rule_count);
 
@@ -352,8 +387,9 @@ void ControlService::expire_confirm(Clock::time_point now)
         pending_.reset();
         return;
     }
+    std::vector<RuleSpec> unconfirmed = store_.cli_rules();
     store_.set_cli_rules(pending_->previous);
-    publish(std::move(*table));
+    publish(std::move(*table), unconfirmed, true);
     LOG_WARNING("control: not confirmed in time, rolled back: %s", pending_->change.c_str());
     pending_.reset();
 }

@@ -83,8 +83,12 @@ private:
     Reply report_status() const;
     Reply confirm_change();
 
-    // Compile `table` and publish it; the caller has written the state.
-    std::string publish(RuleTable table);
+    // Compile `table` and publish it; the caller has written the state and
+    // set the new CLI rules. Counters carry over from the rules in force,
+    // which had `previous_cli` in front; `same_file` when only CLI rules
+    // changed.
+    std::string publish(RuleTable table, const std::vector<RuleSpec>& previous_cli,
+                        bool same_file);
     std::shared_ptr<const Ruleset> current() const;
 
     RulesetHolder* holder_;

@@ -503,3 +503,38 @@ admins = ["198.18.0.8/29", "2001:db8:8::/48"]
     CHECK(error == "CLI rule 1 (accept 22/tcp from @admins): set @admins is not defined in the "
                    "rule file");
 }
+
+TEST_CASE("service keeps counters of unnamed rules across changes")
+{
+    TemporaryDir dir;
+    RulesetHolder holder;
+    ControlService service(&holder, dir.path, ClassifierKind::linear);
+    std::string error;
+    REQUIRE(service.start(compile_ok(R"(
+[policy]
+input = "accept"
+
+[[rule]]
+action = "accept"
+proto = "tcp"
+dport = 22
+)"),
+                          "test.toml", {}, error));
+    REQUIRE(service.handle(change(Command::block, Action::drop, "3306/tcp")).ok);
+
+    const PacketView ssh = tcp_packet("2001:db8::1", "2001:db8::2", 22);
+    const PacketView mysql = tcp_packet("198.18.0.1", "198.18.0.2", 3306);
+    holder.load()->evaluate(ssh);
+    holder.load()->evaluate(mysql);
+    holder.load()->evaluate(mysql);
+
+    // A new first rule shifts both old rules down by one.
+    Request insert = change(Command::insert, Action::drop, "25/tcp");
+    insert.position = 1;
+    REQUIRE(service.handle(insert).ok);
+    const std::shared_ptr<const Ruleset> ruleset = holder.load();
+    CHECK(ruleset->rule_counter(0).packets == 0);
+    CHECK(ruleset->rule_counter(1).packets == 2); // drop 3306/tcp
+    CHECK(ruleset->rule_counter(2).packets == 1); // the file's accept 22
+    CHECK(ruleset->rule_counter(2).bytes == 60);
+}
