@@ -509,6 +509,55 @@ src = "2001:db8::/31"
     CHECK(summary(result) == "");
 }
 
+TEST_CASE("rules: touching port ranges merge for coverage")
+{
+    const CompileResult result = compile(policy_drop + R"(
+[[rule]]
+name = "wide"
+action = "accept"
+dport = ["80-89", "90-99"]
+
+[[rule]]
+name = "middle"
+action = "accept"
+dport = "85-95"
+)");
+    REQUIRE(result.ok());
+    CHECK(summary(result) ==
+          "9:1: warning: rule 'middle' can never match because rule 'wide' matches every packet "
+          "it matches, with the same action (accept)\n"
+          "  4:1: note: rule 'wide' is defined here\n");
+}
+
+TEST_CASE("rules: coverage by several rules is not reported")
+{
+    // A documented limit: each later rule is compared with one earlier rule
+    // at a time, and a prefix must sit inside one prefix of that rule.
+    const CompileResult result = compile(policy_drop + R"(
+[[rule]]
+action = "drop"
+dport = 80
+
+[[rule]]
+action = "drop"
+dport = 81
+
+[[rule]]
+action = "drop"
+dport = "80-81"
+
+[[rule]]
+action = "drop"
+src = ["198.18.0.0/16", "198.19.0.0/16"]
+
+[[rule]]
+action = "drop"
+src = "198.18.0.0/15"
+)");
+    REQUIRE(result.ok());
+    CHECK(summary(result) == "");
+}
+
 TEST_CASE("rules: rule without ports is not covered by one with ports")
 {
     // The later rule also matches TCP packets whose ports cannot be read.
