@@ -3,6 +3,7 @@
 #include "cli/commands.hpp"
 #include "cli/control_client.hpp"
 
+#include "common/log.hpp"
 #include "control/client.hpp"
 #include "control/server.hpp"
 #include "control/service.hpp"
@@ -30,6 +31,9 @@ std::optional<control::Reply> apply_offline(const ClientOptions& options,
                 " needs the running daemon; --offline only edits and lists the saved rules";
         return std::nullopt;
     }
+    // The service logs each load and change at info level, which suits the
+    // daemon's journal but not a command's output.
+    set_log_level(LogLevel::warning);
     control::StateLock lock;
     if (!lock.acquire(options.state_dir, error))
         return std::nullopt;

@@ -335,7 +335,9 @@ Reply ControlService::apply_change(const Request& request)
              static_cast<unsigned long long>(generation_), rule_count);
 
     std::string message = edit->description + "; " + std::to_string(rule_count) +
-                          " rules in force, generation " + std::to_string(generation_);
+                          (holder_ == nullptr ? " rules at the next start"
+                                              : " rules in force, generation " +
+                                                    std::to_string(generation_));
     if (request.confirm_seconds != 0) {
         pending_ = PendingConfirm{std::move(previous),
                                   Clock::now() + std::chrono::seconds(request.confirm_seconds),
