@@ -69,7 +69,7 @@
 // most boxes, as key - low <= high - low in unsigned arithmetic. Last, the
 // side table (below) is scanned for rules before the best.
 //
-// Worked example, IPv4, leaf_size 2 (the default is 8):
+// Worked example, IPv4, leaf_size 2 (the default is 16):
 //   R0  accept  proto tcp  dport 22     src 198.18.1.0/24
 //   R1  drop               dport 80-89  dst 0.0.0.0/0
 //   R2  accept                          src 198.18.0.0/15
@@ -123,7 +123,7 @@
 // low > high. The rules compiler rejects the last three, so only long lists
 // end up here; the scan stops at the first side rule not before the best.
 //
-// Limits, enforced: leaf_size (8) boxes per leaf unless max_depth (48) stops
+// Limits, enforced: leaf_size (16) boxes per leaf unless max_depth (48) stops
 // the split first or no cut separates the boxes; at most 2^28 - 1 nodes,
 // leaf entries and boxes per tree (std::length_error at compile); rule
 // indexes below 2^32 - 1.

@@ -20,7 +20,7 @@ struct CompiledLimits {
     // list lengths); a rule above it is kept in the side table instead.
     std::uint32_t max_boxes_per_rule = 256;
     // Boxes a leaf may hold before the builder splits it.
-    std::uint32_t leaf_size = 8;
+    std::uint32_t leaf_size = 16;
     // Depth at which the builder stops splitting whatever the leaf size.
     std::uint32_t max_depth = 48;
 };
