@@ -2,6 +2,7 @@
 
 #include "common/log.hpp"
 #include "decode/decode.hpp"
+#include "queue/verdict_plan.hpp"
 
 #include <algorithm>
 #include <cerrno>
@@ -113,11 +114,6 @@ std::uint64_t QueueCounters::malformed_total() const noexcept
 }
 
 struct QueueReader::Impl {
-    struct PendingVerdict {
-        std::uint32_t id;
-        std::uint32_t verdict; // NF_ACCEPT or NF_DROP
-    };
-
     Impl(QueueReader& owner, const RulesetHolder& holder) : owner(owner), holder(holder) {}
 
     QueueReader& owner;
@@ -136,6 +132,7 @@ struct QueueReader::Impl {
     std::vector<mmsghdr> headers;
 
     std::vector<PendingVerdict> pending; // capacity fixed in open()
+    std::vector<VerdictMessage> planned; // as many as `pending` can hold
     std::vector<char> send_buffer;
 
     // Configuration replies: open() waits for the error/ack of this sequence.
@@ -227,6 +224,7 @@ std::unique_ptr<QueueReader> QueueReader::open(const QueueOptions& options,
     // A datagram carries one packet message in practice; twice the batch
     // leaves room for acks and error replies before a flush is forced.
     impl.pending.reserve(2 * batch);
+    impl.planned.resize(2 * batch);
     impl.send_buffer.resize(2 * batch * verdict_message_size);
 
     impl.ruleset = holder.load();
@@ -527,30 +525,24 @@ std::size_t QueueReader::Impl::put_verdict(std::size_t offset, int type, std::ui
 
 // Send the verdicts of the batch in one sendto. Packet ids rise in the order
 // the kernel queued them, and every packet before this batch already has its
-// verdict, so NFQNL_MSG_VERDICT_BATCH with the last id of a run of equal
-// verdicts applies to exactly that run.
+// verdict, so a batch verdict for a run of equal verdicts covers exactly that
+// run.
 void QueueReader::Impl::flush_verdicts()
 {
     if (pending.empty())
         return;
 
-    std::size_t offset = 0;
-    std::size_t run_start = 0;
-    for (std::size_t i = 0; i < pending.size(); ++i) {
-        const bool run_ends = i + 1 == pending.size() || pending[i + 1].verdict != pending[i].verdict;
-        if (!run_ends)
-            continue;
-        if (options().batch_verdicts && i > run_start) {
-            offset = put_verdict(offset, NFQNL_MSG_VERDICT_BATCH, pending[i].id, pending[i].verdict);
-            counters().batch_verdict_messages.fetch_add(1, std::memory_order_relaxed);
-        } else {
-            for (std::size_t k = run_start; k <= i; ++k)
-                offset = put_verdict(offset, NFQNL_MSG_VERDICT, pending[k].id, pending[k].verdict);
-            counters().verdict_messages.fetch_add(i + 1 - run_start, std::memory_order_relaxed);
-        }
-        run_start = i + 1;
-    }
+    const std::size_t count = plan_verdict_messages(pending, options().batch_verdicts, planned);
     pending.clear();
+    std::size_t offset = 0;
+    for (std::size_t i = 0; i < count; ++i) {
+        const VerdictMessage& message = planned[i];
+        const int type = message.batch ? NFQNL_MSG_VERDICT_BATCH : NFQNL_MSG_VERDICT;
+        offset = put_verdict(offset, type, message.id, message.verdict);
+        auto& counter = message.batch ? counters().batch_verdict_messages
+                                      : counters().verdict_messages;
+        counter.fetch_add(1, std::memory_order_relaxed);
+    }
 
     // A verdict that is never delivered leaves its packet in the queue for
     // good, so transient errors are retried and a lasting one stops the reader.
@@ -623,13 +615,14 @@ void QueueReader::stop() noexcept
     [[maybe_unused]] const ssize_t written = ::write(impl_->stop_fd, &one, sizeof one);
 }
 
-std::optional<KernelQueueStats> read_kernel_queue_stats(std::uint16_t queue)
+std::optional<KernelQueueStats> parse_kernel_queue_stats(std::string_view text,
+                                                         std::uint16_t queue)
 {
     // Columns: queue, peer port id, queued now, copy mode, copy range, dropped
     // because full, dropped because delivery failed, last packet id, 1.
-    std::ifstream file("/proc/net/netfilter/nfnetlink_queue");
+    std::istringstream lines{std::string(text)};
     std::string line;
-    while (std::getline(file, line)) {
+    while (std::getline(lines, line)) {
         std::istringstream fields(line);
         KernelQueueStats stats;
         unsigned number = 0;
@@ -644,6 +637,14 @@ std::optional<KernelQueueStats> read_kernel_queue_stats(std::uint16_t queue)
         }
     }
     return std::nullopt;
+}
+
+std::optional<KernelQueueStats> read_kernel_queue_stats(std::uint16_t queue)
+{
+    std::ifstream file("/proc/net/netfilter/nfnetlink_queue");
+    std::ostringstream text;
+    text << file.rdbuf();
+    return parse_kernel_queue_stats(text.str(), queue);
 }
 
 } // namespace portwall

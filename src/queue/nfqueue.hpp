@@ -15,6 +15,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 
 namespace portwall {
 
@@ -83,6 +84,11 @@ struct KernelQueueStats {
 
 // Read the kernel's counters of `queue`; nullopt when no process binds it.
 std::optional<KernelQueueStats> read_kernel_queue_stats(std::uint16_t queue);
+
+// Find `queue` in the text of /proc/net/netfilter/nfnetlink_queue. Lines
+// without the numbers expected are skipped.
+std::optional<KernelQueueStats> parse_kernel_queue_stats(std::string_view text,
+                                                         std::uint16_t queue);
 
 class QueueReader {
 public:

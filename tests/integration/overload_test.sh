@@ -76,8 +76,8 @@ limits=(--queue-maxlen 64 --rcvbuf 65536)
 # $@: extra options for portwall run. Log: $work/daemon.log.
 start_daemon() {
   : >"$work/daemon.log"
-  ip netns exec "$netns_server" "$portwall" run --rules "$work/rules.toml" "${limits[@]}" "$@" \
-    2>"$work/daemon.log" &
+  ip netns exec "$netns_server" "$portwall" run --rules "$work/rules.toml" "${limits[@]}" \
+    --socket "$work/portwall.sock" --state-dir "$work/state" "$@" 2>"$work/daemon.log" &
   daemon_pid=$!
   local i
   for i in $(seq 100); do

@@ -155,7 +155,10 @@ netns_wait_listening 9000 || fail "servers on port 9000 did not start"
 netns_wait_listening 9001 || fail "servers on port 9001 did not start"
 
 cp "$work/first.toml" "$work/rules.toml"
-ip netns exec "$netns_server" "$portwall" run --rules "$work/rules.toml" "${run_options[@]}" \
+# A private control socket and state directory, so that the test neither
+# meets another daemon's lock nor touches the host's /var/lib/portwall.
+ip netns exec "$netns_server" "$portwall" run --rules "$work/rules.toml" \
+  --socket "$work/portwall.sock" --state-dir "$work/state" "${run_options[@]}" \
   2>"$work/daemon.log" &
 daemon_pid=$!
 wait_log "info: started:"
