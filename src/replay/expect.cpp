@@ -86,7 +86,7 @@ public:
                           ": error: " + message);
     }
 
-    // Parse "capture NAME"; updates `capture`.
+    // Parse "capture NAME" into `capture`.
     void parse_capture(const std::vector<Token>& tokens, std::string& capture)
     {
         if (tokens.size() < 2) {

@@ -2,7 +2,7 @@
 //
 // It reads captures with libpcap, finds the IP header with strip_link, decodes
 // it with decode_ip and classifies it with Ruleset::evaluate, exactly as the
-// queue driver does for live packets. It knows nothing of rule text.
+// queue driver does for live packets. It never parses rule text.
 #pragma once
 
 #include "classify/ruleset.hpp"
@@ -22,7 +22,7 @@ namespace portwall::replay {
 // strip_link understands. Returns nothing for link types portwall cannot strip.
 std::optional<LinkType> link_type_from_dlt(int dlt) noexcept;
 
-// What happened to one frame of a capture.
+// Outcome of one frame of a capture.
 struct PacketOutcome {
     std::uint64_t index = 0; // 1-based position within its capture, like tcpdump's frame number
     bool is_ip = false;      // false: not an IP frame, so it has no verdict
@@ -51,7 +51,7 @@ struct Totals {
     std::uint64_t malformed_total() const noexcept;
 };
 
-// How reading one capture went.
+// Result of reading one capture.
 struct CaptureReport {
     std::string path;
     std::string link_type; // libpcap's name of the file's link type; empty if not opened

@@ -141,8 +141,9 @@ void write_rule_hits(std::ostringstream& out, const Ruleset& ruleset)
 
     out << "rule hits, in file order:\n";
     for (std::size_t i = 0; i < table.rules.size(); ++i) {
-        out << "  " << pad(names[i], width) << "  " << pad(std::string(action_name(table.rules[i].action)), 6)
-            << "  " << ruleset.rule_counter(i).packets.load(std::memory_order_relaxed) << '\n';
+        const std::string action(action_name(table.rules[i].action));
+        out << "  " << pad(names[i], width) << "  " << pad(action, 6) << "  "
+            << ruleset.rule_counter(i).packets.load(std::memory_order_relaxed) << '\n';
     }
     out << "  " << pad("policy", width) << "  " << pad(std::string(action_name(table.policy)), 6)
         << "  " << ruleset.policy_counter().packets.load(std::memory_order_relaxed) << '\n';
@@ -166,8 +167,8 @@ nlohmann::ordered_json json_rules(const Ruleset& ruleset)
     nlohmann::ordered_json rules = nlohmann::ordered_json::array();
     const RuleTable& table = ruleset.table();
     for (std::size_t i = 0; i < table.rules.size(); ++i) {
-        rules.push_back({{"name", rule_display_name(table, i)},
-                         {"hits", ruleset.rule_counter(i).packets.load(std::memory_order_relaxed)}});
+        const std::uint64_t hits = ruleset.rule_counter(i).packets.load(std::memory_order_relaxed);
+        rules.push_back({{"name", rule_display_name(table, i)}, {"hits", hits}});
     }
     return rules;
 }
@@ -190,7 +191,9 @@ nlohmann::ordered_json json_captures(const std::vector<CaptureReport>& captures)
         nlohmann::ordered_json entry = {{"path", capture.path},
                                         {"link_type", capture.link_type},
                                         {"packets", capture.packets}};
-        entry["error"] = capture.ok() ? nlohmann::ordered_json() : nlohmann::ordered_json(capture.error);
+        entry["error"] = nullptr;
+        if (!capture.ok())
+            entry["error"] = capture.error;
         entry["failed_index"] = capture.failed_index;
         list.push_back(std::move(entry));
     }
@@ -272,7 +275,7 @@ std::string format_json_summary(const RunResult& result, const Ruleset& ruleset)
     };
     if (result.expectations_checked)
         summary["expect_differences"] = json_differences(result.differences);
-    // Paths need not be UTF-8; replace invalid bytes rather than throw.
+    // Paths need not be UTF-8, so invalid bytes are replaced instead of throwing.
     return summary.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
 }
 

@@ -320,7 +320,8 @@ void write_truncated(const std::filesystem::path& source, const std::filesystem:
     std::filesystem::copy_file(source, path, std::filesystem::copy_options::overwrite_existing);
     const std::uintmax_t file_header = 24;
     const std::uintmax_t record_header = 16;
-    const std::uintmax_t first_two = 2 * record_header + ethernet_ip(common_ipv4_packets()[0]).size() +
+    const std::uintmax_t first_two = 2 * record_header +
+                                     ethernet_ip(common_ipv4_packets()[0]).size() +
                                      ethernet_ip(common_ipv4_packets()[1]).size();
     std::filesystem::resize_file(path, file_header + first_two + record_header + 10);
 }
@@ -368,7 +369,8 @@ void write_mixed_pcapng(const std::filesystem::path& path)
     append_block(file, 6, concat(le_words({1, 0, 0, raw_length, raw_length}), raw));
 
     std::ofstream output(path, std::ios::binary);
-    output.write(reinterpret_cast<const char*>(file.data()), static_cast<std::streamsize>(file.size()));
+    output.write(reinterpret_cast<const char*>(file.data()),
+                 static_cast<std::streamsize>(file.size()));
 }
 
 } // namespace
