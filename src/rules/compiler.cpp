@@ -116,7 +116,8 @@ private:
     SourcePosition position(const toml::source_region& region) const;
     Diagnostic& report(Severity severity, const toml::source_region& region, std::string message);
     void error(const toml::source_region& region, std::string message);
-    bool check_type(const toml::node& node, bool ok, std::string_view key, std::string_view expected);
+    bool check_type(const toml::node& node, bool ok, std::string_view key,
+                    std::string_view expected);
     void check_keys(const toml::table& table, std::string_view where,
                     std::span<const std::string_view> known);
 
@@ -201,8 +202,8 @@ CompileResult Compiler::run(std::string_view text)
     }
 
     CompileResult result;
-    const bool failed = std::any_of(diagnostics_.begin(), diagnostics_.end(),
-                                    [](const Diagnostic& d) { return d.severity == Severity::error; });
+    const auto is_error = [](const Diagnostic& d) { return d.severity == Severity::error; };
+    const bool failed = std::any_of(diagnostics_.begin(), diagnostics_.end(), is_error);
     if (!failed) {
         for (auto& [name, entry] : sets_)
             result_.sets.emplace(name, std::move(entry.prefixes));
@@ -392,11 +393,13 @@ bool Compiler::read_protocols(const toml::node& node, Rule& rule)
     });
 }
 
-bool Compiler::read_addresses(const toml::node& node, std::string_view key, std::vector<Prefix>& out)
+bool Compiler::read_addresses(const toml::node& node, std::string_view key,
+                              std::vector<Prefix>& out)
 {
     return read_list(node, key, [&](const toml::node& item) {
         const auto* text = item.as_string();
-        if (!check_type(item, text != nullptr, key, "an address, a prefix, \"@set\" or a list of them"))
+        const std::string_view expected = "an address, a prefix, \"@set\" or a list of them";
+        if (!check_type(item, text != nullptr, key, expected))
             return false;
         const auto term = parse_address_term(text->get());
         if (!term.ok()) {
@@ -436,7 +439,8 @@ void Compiler::read_sets(const toml::node& node)
 }
 
 // Return the prefixes of set `name`, or nullptr after reporting why there are none.
-const std::vector<Prefix>* Compiler::lookup_set(const std::string& name, const toml::node& reference)
+const std::vector<Prefix>* Compiler::lookup_set(const std::string& name,
+                                                const toml::node& reference)
 {
     const auto found = sets_.find(name);
     if (found == sets_.end()) {
@@ -578,11 +582,12 @@ void Compiler::check_rule_protocols(Rule& rule, const RuleKeys& keys)
         rule.protocols = port_protocols();
         return;
     }
-    for (std::size_t protocol = 0; protocol < rule.protocols.size(); ++protocol) {
-        if (!rule.protocols.test(protocol) || protocol_has_ports(static_cast<std::uint8_t>(protocol)))
+    for (std::size_t bit = 0; bit < rule.protocols.size(); ++bit) {
+        const auto protocol = static_cast<std::uint8_t>(bit);
+        if (!rule.protocols.test(bit) || protocol_has_ports(protocol))
             continue;
         error(keys.proto->source(),
-              "protocol '" + protocol_name(static_cast<std::uint8_t>(protocol)) +
+              "protocol '" + protocol_name(protocol) +
                   "' has no ports, but the rule sets '" + std::string(keys.first_ports_key) +
                   "', use a separate rule for it");
     }
@@ -641,22 +646,21 @@ CompileResult compile_rules(std::string_view text, const std::string& source_nam
 
 CompileResult compile_rules_file(const std::string& path)
 {
-    std::ifstream input(path, std::ios::binary);
-    if (!input) {
-        const std::string reason = std::strerror(errno);
+    const auto file_error = [&path](std::string message) {
         CompileResult result;
-        result.diagnostics.push_back(Diagnostic{Diagnostic::Severity::error, SourcePosition{path, 0, 0},
-                                                "cannot open the rule file: " + reason, {}});
+        const SourcePosition whole_file{path, 0, 0};
+        result.diagnostics.push_back(
+            Diagnostic{Diagnostic::Severity::error, whole_file, std::move(message), {}});
         return result;
-    }
+    };
+
+    std::ifstream input(path, std::ios::binary);
+    if (!input)
+        return file_error("cannot open the rule file: " + std::string(std::strerror(errno)));
     std::ostringstream text;
     text << input.rdbuf();
-    if (input.bad()) {
-        CompileResult result;
-        result.diagnostics.push_back(Diagnostic{Diagnostic::Severity::error, SourcePosition{path, 0, 0},
-                                                "cannot read the rule file", {}});
-        return result;
-    }
+    if (input.bad())
+        return file_error("cannot read the rule file");
     return compile_rules(text.str(), path);
 }
 

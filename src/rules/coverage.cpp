@@ -71,7 +71,8 @@ Uint128 prefix_end(const Prefix& prefix) noexcept
 }
 
 // Fill `bounds` from a prefix list; returns its families (0 for an empty list).
-std::uint8_t make_address_bounds(const std::vector<Prefix>& prefixes, AddressBounds& bounds) noexcept
+std::uint8_t make_address_bounds(const std::vector<Prefix>& prefixes,
+                                 AddressBounds& bounds) noexcept
 {
     std::uint8_t families = 0;
     for (const Prefix& prefix : prefixes) {
@@ -193,8 +194,9 @@ bool ports_cover(const std::vector<PortRange>& outer, const std::vector<PortRang
     if (outer.empty())
         return true;
     return std::all_of(inner.begin(), inner.end(), [&](const PortRange& range) {
-        return std::any_of(outer.begin(), outer.end(),
-                           [&](const PortRange& candidate) { return range_contains(candidate, range); });
+        return std::any_of(outer.begin(), outer.end(), [&](const PortRange& candidate) {
+            return range_contains(candidate, range);
+        });
     });
 }
 

@@ -323,9 +323,9 @@ std::string format_rule_toml(const Rule& rule)
 
     if (!rule.any_protocol) {
         std::vector<std::string> names;
-        for (std::size_t protocol = 0; protocol < rule.protocols.size(); ++protocol) {
-            if (rule.protocols.test(protocol))
-                names.push_back(quote_toml_string(protocol_name(static_cast<std::uint8_t>(protocol))));
+        for (std::size_t bit = 0; bit < rule.protocols.size(); ++bit) {
+            if (rule.protocols.test(bit))
+                names.push_back(quote_toml_string(protocol_name(static_cast<std::uint8_t>(bit))));
         }
         append_list(out, "proto", names);
     }

@@ -421,7 +421,8 @@ TEST_CASE("rules: diagnostic shows source line and caret")
           "    \t        ^\n");
 
     // Columns count code points: "é" is two bytes and one column.
-    const CompileResult utf8 = compile(policy_drop + "[[rule]]\ncomment = \"é\"\naction = \"x\"\n");
+    const CompileResult utf8 =
+        compile(policy_drop + "[[rule]]\ncomment = \"é\"\naction = \"x\"\n");
     REQUIRE(utf8.diagnostics.size() == 1);
     CHECK(format_diagnostic(utf8.diagnostics[0], utf8.source_text) ==
           "test.toml:5:10: error: invalid action 'x', expected \"accept\" or \"drop\"\n"
