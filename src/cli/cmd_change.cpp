@@ -50,8 +50,8 @@ void add_rule_options(CLI::App& command, ChangeOptions& options, bool with_name)
                        "Unique rule name ([A-Za-z0-9_.-], not all digits), for `delete NAME`.");
 }
 
-// Sends the change; a rule with no port and no address would match every
-// packet, which is almost never what the admin means, so it is refused here.
+// Sends the change. A rule with no port and no address would match every
+// packet, which is almost never what the admin means, so it is rejected here.
 int send_change(ChangeOptions& options, control::Command command)
 {
     const bool names_rule = command != control::Command::remove;

@@ -58,7 +58,7 @@ struct RuleSpec {
     std::vector<std::string> from;    // source addresses, prefixes or "@set"; empty = any
     std::vector<std::string> to;      // destination, as `from`
     std::string comment;
-    std::int64_t created_unix = 0;    // set by whoever stores the rule
+    std::int64_t created_unix = 0;    // set by the service that stores the rule
 
     friend bool operator==(const RuleSpec&, const RuleSpec&) = default;
 };
@@ -91,7 +91,7 @@ std::string encode_request(const Request& request);
 std::string encode_reply(const Reply& reply);
 
 // Parse one request line (with or without its "\n"). Never throws: any
-// malformed input gives nullopt and an `error` that says what is wrong.
+// malformed input gives nullopt and an `error` naming what is wrong.
 std::optional<Request> decode_request(std::string_view line, std::string& error);
 std::optional<Reply> decode_reply(std::string_view line, std::string& error);
 

@@ -297,7 +297,7 @@ void ControlServer::serve_connection(int fd)
                 " is neither root nor in the control group" +
                 (options_.control_group ? " (gid " + std::to_string(*options_.control_group) + ")"
                                         : std::string(" (none configured: --control-group)"));
-        log_rejected("refused request", peer, error);
+        log_rejected("rejected request", peer, error);
         reply = Reply{false, error, {}};
     } else if (std::optional<Request> request = decode_request(line, error)) {
         reply = service_.handle(*request);

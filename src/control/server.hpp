@@ -6,9 +6,9 @@
 // request after at most twice that, so it cannot hold the others up longer.
 //
 // Authorization uses the peer's credentials from SO_PEERCRED, not the
-// socket's file mode: root, or a user whose primary or supplementary groups
-// include the control group, may send any request; anyone else gets an error
-// reply. The socket is created with mode 0666 so that a refused user gets
+// socket's file mode. Root may send any request, and so may a user whose
+// primary or supplementary groups include the control group. Anyone else
+// gets an error reply. The socket is created with mode 0666 so that a refused user gets
 // that reply instead of a bare "permission denied".
 #pragma once
 
@@ -48,8 +48,8 @@ public:
     ~ControlServer();
 
     // Create the socket's directory (mode 0755) and bind the socket. Fails
-    // when another daemon answers on the path; a stale socket file is
-    // replaced.
+    // when another daemon listens on the path, but replaces a stale socket
+    // file.
     bool open(std::string& error);
 
     // Serve requests on a thread until stop().

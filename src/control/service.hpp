@@ -5,10 +5,10 @@
 // step. The daemon uses it behind the control socket; `--offline` edits use
 // it with no holder, to change only the state file.
 //
-// A change is applied in this order, so that a failure at any step leaves
-// the old rules and the old state file in force: edit a copy of the CLI
-// rules, build and check the merged table, compile the new Ruleset, write
-// the state file, publish the Ruleset with one pointer swap.
+// A change is applied in this order: edit a copy of the CLI rules, build and
+// check the merged table, compile the new Ruleset, write the state file, and
+// publish the Ruleset with one pointer swap. So a failure at any step leaves
+// the old rules and the old state file in force.
 #pragma once
 
 #include "classify/ruleset.hpp"
@@ -45,9 +45,9 @@ public:
     void set_hooks(ServiceHooks hooks);
 
     // Load the rule file and then the state, and publish the merged rules.
-    // Fails, changing nothing, when the state has errors or a CLI rule no
-    // longer fits the file (an undefined set, a name used twice); `error`
-    // then names the state file's line.
+    // Fails and changes nothing when the state has errors or a CLI rule no
+    // longer fits the file (an undefined set, a name used twice). The
+    // `error` then names the state file's line.
     bool start(RuleFile file, const std::string& file_path, const StateLoad& state,
                std::string& error);
 

@@ -60,8 +60,8 @@ public:
     StateLock& operator=(const StateLock&) = delete;
     ~StateLock();
 
-    // Take the lock without waiting. On failure sets `error`; when another
-    // process holds it, the error says so.
+    // Take the lock without waiting. On failure sets `error`, which names
+    // the other process kind when the lock is taken.
     bool acquire(const std::string& state_dir, std::string& error);
 
 private:

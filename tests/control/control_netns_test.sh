@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Live control of `portwall run` in network namespaces this test creates and
-# removes: block and unblock a port under a running UDP stream (IPv4 and
-# IPv6), keep the block across a restart, 20 concurrent clients, SIGKILL
-# during a stream of changes, an unprivileged client, random and oversized
-# requests, a corrupt state file, --offline edits, anti-lockout and status.
+# removes. It blocks and unblocks a port under a running UDP stream (IPv4 and
+# IPv6) and keeps the block across a restart. It runs 20 concurrent clients
+# and a SIGKILL during a stream of changes. It sends an unprivileged client,
+# random and oversized requests, and a corrupt state file, and checks
+# --offline edits, anti-lockout and status.
 #
 # Usage: control_netns_test.sh PORTWALL_BINARY. Needs root; exits 77
 # (skipped) without. Every daemon uses a socket and state directory under a

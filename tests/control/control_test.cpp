@@ -455,7 +455,7 @@ TEST_CASE("service anti-lockout and confirm rollback")
     CHECK_FALSE(service.handle(confirm).ok);
 }
 
-TEST_CASE("service refuses to start from a corrupt state")
+TEST_CASE("service rejects a corrupt state")
 {
     TemporaryDir dir;
     std::ofstream(state_file_path(dir.path)) << "{\"portwall_state\":1}\n{\"action\":\"drop\",\"port\":\"99999\"}\n";

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# Build the Debian package with tools/package, then check it without
-# installing it: the control fields (dpkg-deb -I), the file list (-c), and
-# the unpacked files (-x): the binary runs, the conffile is rules/default.toml,
-# the man page and bash completion load, and the unit passes
-# systemd-analyze verify. Needs no root.
+# Build the Debian package with tools/package and check it without
+# installing it. The test reads the control fields (dpkg-deb -I) and the file
+# list (-c), then unpacks it (-x). In the unpacked tree the binary must run,
+# the conffile must be rules/default.toml, the man page and bash completion
+# must load, and the unit must pass systemd-analyze verify. Needs no root.
 #
 # Usage: package_test.sh SOURCE_DIR BUILD_DIR
 set -euo pipefail
