@@ -1,6 +1,7 @@
 // libpcap's BPF as a classification baseline: one filter program per rule,
-// compiled with pcap_compile and tried in rule order with pcap_offline_filter
-// on synthesized raw IP packets; the first filter that accepts decides.
+// compiled with pcap_compile. The programs run in rule order with
+// pcap_offline_filter on synthesized raw IP packets, and the first filter
+// that accepts a packet decides.
 #pragma once
 
 #include "classify/rule.hpp"

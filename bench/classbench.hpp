@@ -25,7 +25,7 @@ struct TraceEntry {
     std::uint8_t protocol = 0;
 };
 
-// Whether a file holds ClassBench rules: its first non-blank line starts
+// Whether a file contains ClassBench rules: its first non-blank line starts
 // with '@'.
 bool is_classbench_rules(const std::string& path);
 

@@ -4,7 +4,7 @@
 // Each lookup time is the median over several repetitions of a whole pass
 // over the packets, divided by the packet count. Times are the thread's CPU
 // time (CLOCK_THREAD_CPUTIME_ID), so that time spent descheduled on a busy
-// machine is not counted; cache contention from other processes still is. The compiled classifier is
+// machine is not counted. Cache contention from other processes still is. The compiled classifier is
 // also checked packet by packet against the linear reference. The last line
 // of the output is machine-readable (see print_summary).
 #include "bpf_baseline.hpp"

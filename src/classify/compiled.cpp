@@ -5,12 +5,12 @@
 // destination port, source address, destination address. A rule is a set of
 // conditions, each a list ("any" when empty), and the first rule in table
 // order whose conditions all hold decides. The linear reference tests every
-// rule in turn; this classifier must return the same rule in time that grows
+// rule in turn. This classifier must return the same rule in time that grows
 // slowly with the table, without allocating or locking on lookup.
 //
 // Choice. Bit-vector schemes (one bitmap of all rules per field value, ANDed
 // at lookup, as nft_set_pipapo does) are exact and simple, but every lookup
-// table entry holds a bitmap of N bits: at 100,000 rules that is 12.5 KB per
+// table entry is a bitmap of N bits: at 100,000 rules that is 12.5 KB per
 // entry, far beyond a budget of 100 bytes per rule. Tuple space search needs
 // one hash probe per distinct prefix-length tuple, tens of probes on
 // ClassBench sets. A decision tree answers with a handful of comparisons and
@@ -58,7 +58,8 @@
 // gets one subtree built as above. One indexed load replaces about `bits`
 // levels of comparisons, and boxes narrower than a bucket are not copied.
 // Nodes are stored breadth first, 8 bytes each (value, child << 4 | dim), so
-// the two children of a node are adjacent; leaves list box ids in rule order.
+// the two children of a node are adjacent. A leaf stores copies of its boxes
+// in rule order.
 //
 // Step 4: lookup. Build the key on the stack, then visit the family's trees
 // in order of their first rule, passing the best rule found so far: a tree
@@ -113,19 +114,20 @@
 //     b2 contains the key (85 is in 80..89). Result R1.
 //   icmp 198.18.5.5 -> 198.19.0.1. No ports, so both port keys are 65536.
 //     Partition 0: b0 fails. Partition 2: 1 <= 17, 1 <= 6, leaf [b1, b5]:
-//     b1 fails on protocol, b5 holds (65536 is in 0..65536). Result R2.
-// The unit test "compiled: worked example of the theory" checks these.
+//     b1 fails on protocol, b5 contains the key (65536 is in 0..65536).
+//     Result R2.
+// The unit test "compiled: theory worked example" checks these.
 //
 // Side table. A rule stays out of the trees, and is tested with
 // rule_matches() after them, when one family would need more than
-// max_boxes_per_rule boxes (256 by default), or when it holds a prefix
+// max_boxes_per_rule boxes (256 by default), or when it contains a prefix
 // longer than its family, a prefix with host bits set or a port range with
 // low > high. The rules compiler rejects the last three, so only long lists
 // end up here; the scan stops at the first side rule not before the best.
 //
 // Limits, enforced: leaf_size (16) boxes per leaf unless max_depth (48) stops
 // the split first or no cut separates the boxes; at most 2^28 - 1 nodes,
-// leaf entries and boxes per tree (std::length_error at compile); rule
+// boxes in leaves and boxes per tree (std::length_error at compile); rule
 // indexes below 2^32 - 1.
 // Memory: per box copy in a leaf 4 + 8 * dims bytes (44 for IPv4, 92 for
 // IPv6), per node 8, per root table entry 4, plus the side rules' copies.
@@ -204,7 +206,7 @@ private:
     DecisionTree& tree_;
     const std::vector<Box>& boxes_;
     const CompiledLimits& limits_;
-    // Where each distinct leaf's boxes start in leaf_boxes_, in boxes.
+    // Start of each distinct leaf's boxes in leaf_boxes_, counted in boxes.
     std::map<std::vector<std::uint32_t>, std::size_t> leaf_offsets_;
 };
 
@@ -323,7 +325,7 @@ void TreeBuilder::make_leaf(std::uint32_t node, const std::vector<std::uint32_t>
     if (!added)
         return;
     if (offset + ids.size() > max_encoded_index)
-        throw std::length_error("compiled classifier: more than 2^28 leaf entries");
+        throw std::length_error("compiled classifier: more than 2^28 boxes in leaves");
     for (std::uint32_t id : ids) {
         const Box& box = boxes_[id];
         tree_.leaf_boxes_.push_back(box.rule);
@@ -544,7 +546,7 @@ struct Interval {
 };
 
 // One rule's conditions for one family as lists of intervals per field; the
-// rule is the union of their cross product. An address field holds one
+// rule is the union of their cross product. An address field has one
 // entry per prefix, each entry a range per 32-bit word.
 struct Expansion {
     std::vector<Interval> protocols;

@@ -1,5 +1,6 @@
-// The compiled classifier: one decision tree per address family, built from
-// the rule table, plus a short linear side table for rules that expand too far.
+// The compiled classifier: decision trees per address family and partition,
+// built from the rule table, plus a linear side table for rules that expand
+// too far.
 //
 // The theory of operation, with a worked example and the limits it enforces,
 // is the comment at the top of compiled.cpp.
@@ -16,8 +17,8 @@ namespace portwall {
 
 // Limits the compiled classifier enforces while it builds its trees.
 struct CompiledLimits {
-    // Boxes one rule may expand into per address family (the product of its
-    // list lengths); a rule above it is kept in the side table instead.
+    // Boxes one rule may expand into per address family, the product of its
+    // list lengths. A rule above it is kept in the side table instead.
     std::uint32_t max_boxes_per_rule = 256;
     // Boxes a leaf may hold before the builder splits it.
     std::uint32_t leaf_size = 16;
@@ -78,8 +79,9 @@ private:
     friend class TreeBuilder;
 
     // An inner node sends keys with key[dim] <= value to nodes[child] and
-    // the others to nodes[child + 1]. A leaf (dim == leaf_dim) lists `value`
-    // box ids starting at leaf_boxes[child]. link = child << 4 | dim.
+    // the others to nodes[child + 1]. A leaf (dim == leaf_dim) has `value`
+    // boxes, starting at box number `child` of leaf_boxes_.
+    // link = child << 4 | dim.
     struct Node {
         std::uint32_t value = 0;
         std::uint32_t link = 0;
@@ -101,9 +103,9 @@ private:
     std::uint32_t first_rule_ = no_rule;
     std::size_t box_count_ = 0;
     std::vector<Node> nodes_;
-    // The boxes of every leaf, copied into each leaf that holds them so that
-    // a leaf scan reads consecutive memory, ascending by rule within a leaf;
-    // leaves with the same boxes share one copy. Per box: its rule, then per
+    // The boxes of every leaf, copied into each leaf that contains them so
+    // that a leaf scan reads consecutive memory, ascending by rule within a
+    // leaf. Leaves with the same boxes share one copy. Per box: its rule, then per
     // dimension the low bound and the span (high - low), so that a
     // containment test is one unsigned comparison: key - low <= span.
     std::vector<std::uint32_t> leaf_boxes_;
@@ -129,7 +131,7 @@ private:
         Rule rule;
     };
 
-    // Trees per family, one per partition that holds boxes, ordered by their
+    // Trees per family, one per partition that has boxes, ordered by their
     // first rule so that a lookup can stop early.
     std::vector<compiled_detail::DecisionTree> ipv4_;
     std::vector<compiled_detail::DecisionTree> ipv6_;

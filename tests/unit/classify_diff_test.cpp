@@ -280,7 +280,7 @@ TEST_CASE("compiled: ipv6 prefix boundary inside a word")
     CHECK(compiled.classify(tcp_packet(v6(0x2001, 0xdb8, 1), outside, 1, 2)).is_policy());
 }
 
-TEST_CASE("compiled: long lists move to the side table by priority")
+TEST_CASE("compiled: side table keeps rule priority")
 {
     RuleTable table;
     table.policy = Action::drop;
@@ -307,7 +307,7 @@ TEST_CASE("compiled: long lists move to the side table by priority")
     CHECK(ssh.action == Action::accept);
 }
 
-TEST_CASE("compiled: empty table and malformed packets get the policy")
+TEST_CASE("compiled: empty table and malformed get policy")
 {
     RuleTable table;
     table.policy = Action::drop;
@@ -324,7 +324,7 @@ TEST_CASE("compiled: empty table and malformed packets get the policy")
     CHECK(everything.classify(tcp_packet(v6(0x2001, 0xdb8, 1), v6(0x2001, 0xdb8, 2), 1, 2)).rule == 0);
 }
 
-TEST_CASE("compiled: prefixes the rules compiler rejects keep their meaning")
+TEST_CASE("compiled: rejected prefixes keep their meaning")
 {
     RuleTable table;
     Rule host_bits; // 198.18.0.1/24: Prefix::contains ignores host bits in whole bytes
@@ -345,7 +345,7 @@ TEST_CASE("compiled: prefixes the rules compiler rejects keep their meaning")
     expect_agreement(table, packets, {});
 }
 
-TEST_CASE("compiled: worked example of the theory")
+TEST_CASE("compiled: theory worked example")
 {
     // The example at the top of src/classify/compiled.cpp, checked step by step.
     RuleTable table;
