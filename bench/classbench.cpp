@@ -24,7 +24,7 @@ std::ifstream open_or_throw(const std::string& path)
 {
     std::ifstream in(path);
     if (!in)
-        throw std::runtime_error(path + ": cannot open file");
+        throw std::runtime_error(path + ": failed to open file");
     return in;
 }
 
