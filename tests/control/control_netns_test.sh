@@ -6,12 +6,14 @@
 # random and oversized requests, and a corrupt state file, and checks
 # --offline edits, anti-lockout and status.
 #
-# Usage: control_netns_test.sh PORTWALL_BINARY. Needs root; exits 77
-# (skipped) without. Every daemon uses a socket and state directory under a
+# Usage: control_netns_test.sh PORTWALL_BINARY [main|flow-cut]. "main" (the
+# default) runs everything but the flow mode check, which "flow-cut" runs on
+# its own. Needs root; exits 77 (skipped) without. Every daemon uses a socket and state directory under a
 # temporary directory, never /run/portwall or /var/lib/portwall.
 set -euo pipefail
 
-portwall=$(realpath "${1:?usage: control_netns_test.sh PORTWALL_BINARY}")
+portwall=$(realpath "${1:?usage: control_netns_test.sh PORTWALL_BINARY [main|flow-cut]}")
+section=${2:-main}
 here=$(cd "$(dirname "$0")" && pwd)
 
 skip() {
@@ -72,9 +74,10 @@ client() {
   "$portwall" "$@" --socket "$socket"
 }
 
+# $1: queue mode, packet (default) or flow.
 start_daemon() {
   ip netns exec "$netns_server" "$portwall" run --rules "$rules" --socket "$socket" \
-    --state-dir "$state" --mode packet 2>>"$work/daemon.log" &
+    --state-dir "$state" --mode "${1:-packet}" 2>>"$work/daemon.log" &
   daemon_pid=$!
   local i
   for i in $(seq 100); do
@@ -104,11 +107,14 @@ now_ns() {
 netns_setup "ctl$$"
 netns_serve 7000
 
-# --- block and unblock under a running stream, IPv4 and IPv6 -------------
-start_daemon
 round_trip_us=$(ip netns exec "$netns_client" ping -c 3 -i 0.2 -q "$netns_server_v4" |
   awk -F/ '/^rtt/ { printf "%d", $5 * 1000 + 1 }')
 echo "round trip on the veth pair: ${round_trip_us} us"
+tolerance_ns=$((round_trip_us * 1000))
+
+if [ "$section" = main ]; then
+# --- block and unblock under a running stream, IPv4 and IPv6 -------------
+start_daemon
 
 for family in 4 6; do
   if [ "$family" = 4 ]; then server=$netns_server_v4; else server=$netns_server_v6; fi
@@ -134,7 +140,6 @@ client unblock 7100/udp >/dev/null || fail "unblock 7100/udp failed"
 unblocked_at=$(now_ns)
 sleep 7
 
-tolerance_ns=$((round_trip_us * 1000))
 for family in 4 6; do
   before=$(awk -v t="$blocked_at" '$2 < t' "$work/received$family" | wc -l)
   late=$(awk -v t="$blocked_at" -v d="$tolerance_ns" -v u="$unblock_started" \
@@ -298,6 +303,44 @@ start_daemon
 client list | grep -q "offline" && pass "the --offline rule is in force after start" ||
   fail "the --offline rule is missing"
 stop_daemon
+fi
+
+if [ "$section" = flow-cut ]; then
+# --- flow mode: a block cuts connections that are already open -------------
+# Established traffic bypasses the queue in flow mode, so only the deletion of
+# the conntrack entries after the change stops an open connection.
+start_daemon flow
+for family in 4 6; do
+  if [ "$family" = 4 ]; then server=$netns_server_v4; else server="[$netns_server_v6]"; fi
+  ip netns exec "$netns_server" socat "TCP$family-LISTEN:7200,bind=$server,fork,reuseaddr" EXEC:cat &
+  netns_pids+=($!)
+done
+sleep 0.5
+for family in 4 6; do
+  if [ "$family" = 4 ]; then server=$netns_server_v4; else server=$netns_server_v6; fi
+  ip netns exec "$netns_client" python3 "$here/stream.py" session "$server" 7200 4 20 \
+    >"$work/session$family" &
+  netns_pids+=($!)
+done
+sleep 1.5
+client block 7200/tcp --comment "flow cut" >/dev/null || fail "block 7200/tcp in flow mode failed"
+blocked_at=$(now_ns)
+sleep 3
+grep "conntrack:" "$work/daemon.log" | tail -n 4
+echo "conntrack entries of port 7200 after the cut:"
+ip netns exec "$netns_server" conntrack -L -p tcp 2>/dev/null | grep 7200 || true
+grep -q "conntrack: .* deleted" "$work/daemon.log" && pass "flow mode: the daemon cut conntrack entries" ||
+  fail "flow mode: no conntrack cut logged"
+for family in 4 6; do
+  before=$(awk -v t="$blocked_at" '$2 < t' "$work/session$family" | wc -l)
+  late=$(awk -v t="$blocked_at" -v d="$tolerance_ns" '$2 > t + d' "$work/session$family" | wc -l)
+  [ "$before" -gt 0 ] && pass "flow mode: IPv$family connection echoed before the block ($before lines)" ||
+    fail "flow mode: IPv$family connection did not echo before the block"
+  [ "$late" -eq 0 ] && pass "flow mode: the open IPv$family connection stopped at the block" ||
+    fail "flow mode: $late lines sent on the open IPv$family connection after the block were echoed"
+done
+stop_daemon
+fi
 
 if [ "$failures" -ne 0 ]; then
   echo "daemon log:" >&2

@@ -3,7 +3,9 @@
 
 send ADDRESS PORT SECONDS INTERVAL_MS: send datagrams "SEQ SEND_NS" until
 SECONDS pass. receive ADDRESS PORT SECONDS: print "SEQ SEND_NS RECV_NS" for
-every datagram received until SECONDS pass. Times are CLOCK_REALTIME in
+every datagram received until SECONDS pass. session ADDRESS PORT SECONDS
+INTERVAL_MS: open one TCP connection to an echo server, send lines
+"SEQ SEND_NS" on it, and print "SEQ SEND_NS RECV_NS" for every line echoed. Times are CLOCK_REALTIME in
 nanoseconds, so both ends and the test script (date +%s%N) share one clock.
 """
 import socket
@@ -41,10 +43,34 @@ def receive(address, port, seconds):
         print(f"{data.decode()} {time.time_ns()}", flush=True)
 
 
+def session(address, port, seconds, interval_ms):
+    sock = socket.create_connection((address, port), timeout=2)
+    sock.setblocking(False)
+    end = time.monotonic() + seconds
+    sequence = 0
+    pending = b""
+    while time.monotonic() < end:
+        sequence += 1
+        try:
+            sock.send(f"{sequence} {time.time_ns()}\n".encode())
+        except BlockingIOError:
+            pass  # the send buffer is full because the server stopped acknowledging
+        time.sleep(interval_ms / 1000)
+        try:
+            pending += sock.recv(65536)
+        except (BlockingIOError, ConnectionError):
+            continue
+        *lines, pending = pending.split(b"\n")
+        for line in lines:
+            print(f"{line.decode()} {time.time_ns()}", flush=True)
+
+
 def main():
     mode, address, port, seconds = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4])
     if mode == "send":
         send(address, port, seconds, float(sys.argv[5]))
+    elif mode == "session":
+        session(address, port, seconds, float(sys.argv[5]))
     else:
         receive(address, port, seconds)
 
