@@ -38,6 +38,9 @@ struct QueueOptions {
     int receive_buffer = 8 * 1024 * 1024;
 
     // NFQA_CFG_F_FAIL_OPEN: accept instead of drop when the queue is full.
+    // NOTE: the kernel counts no packet it accepts this way (Linux 6.x
+    // /proc/net/netfilter/nfnetlink_queue has no such column), so neither
+    // does the reader; the hook rule's own packet counter is the only trace.
     bool fail_open = false;
 
     // Messages read per recvmmsg call, and so the most packets judged between
