@@ -131,9 +131,10 @@ def check_capture(portwall, rules, capture):
 
     problems = []
 
-    def compare(what, actual, wanted):
-        if actual != wanted:
-            problems.append(f"{capture.name}: {what}: portwall {actual}, tcpdump {wanted}")
+    def compare(description, actual, expected_count):
+        if actual != expected_count:
+            problems.append(f"{capture.name}: {description}: portwall {actual}, "
+                            f"tcpdump {expected_count}")
 
     hits = " ".join(f"{name}={count}" for name, count in expected["hits"].items() if count)
     malformed = " ".join(f"{reason}={count}" for reason, count in expected["malformed"].items()

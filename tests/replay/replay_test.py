@@ -48,8 +48,12 @@ def check(condition, message):
         raise Failure(message)
 
 
-def check_equal(actual, expected, what):
-    check(actual == expected, f"{what}: expected {expected!r}, actual {actual!r}")
+def check_equal(actual, expected, description):
+    check(actual == expected, f"{description}: expected {expected!r}, actual {actual!r}")
+
+
+def check_contains(text, expected, where):
+    check(expected in text, f"missing {expected!r} in {where}:\n{text}")
 
 
 class Context:
@@ -125,7 +129,7 @@ def case_packet_lines(context):
     result = context.replay("--packets", "ethernet.pcap")
     check_equal(result.returncode, 0, "exit status")
     lines = result.stdout.splitlines()
-    wanted = [
+    expected_lines = [
         "ethernet.pcap:1 ipv4 tcp 198.18.0.1:40000 -> 198.18.0.2:22 drop rule=ssh",
         "ethernet.pcap:4 ipv4 icmp 198.18.0.1 -> 198.18.0.2 accept rule=ping "
         "ports=no_ports_in_protocol",
@@ -142,7 +146,7 @@ def case_packet_lines(context):
         "policy",
         "ethernet.pcap:17 malformed=truncated_link drop policy",
     ]
-    for line in wanted:
+    for line in expected_lines:
         check(line in lines, f"missing packet line {line!r} in:\n{result.stdout}")
 
 
@@ -170,8 +174,8 @@ def case_expect_mismatch(context):
                               (9, "drop", "not_ip"),
                               (19, "accept", "missing (the capture has 18 packets)")],
                 "differences")
-    wanted = f"ethernet.pcap:5: expected drop web, actual drop ssh ({expect}:4)"
-    check(wanted in result.stderr, f"missing {wanted!r} in stderr:\n{result.stderr}")
+    expected_text = f"ethernet.pcap:5: expected drop web, actual drop ssh ({expect}:4)"
+    check_contains(result.stderr, expected_text, "stderr")
 
 
 def case_expect_errors(context):
@@ -180,22 +184,22 @@ def case_expect_errors(context):
                    "4 drop #0\n5 drop ssh extra\n")
     result = context.replay("--expect", str(bad), "ethernet.pcap")
     check_equal(result.returncode, 2, "exit status")
-    for wanted in (f"{bad}:2:3: error: invalid verdict 'reject'",
-                   f"{bad}:3:1: error: invalid range '2-1'",
-                   f"{bad}:4:1: error: invalid packet index 'x'",
-                   f"{bad}:5:10: error: not_ip takes no rule",
-                   f"{bad}:6:8: error: invalid rule '#0'",
-                   f"{bad}:7:12: error: unexpected 'extra'"):
-        check(wanted in result.stderr, f"missing {wanted!r} in stderr:\n{result.stderr}")
+    for expected_text in (f"{bad}:2:3: error: invalid verdict 'reject'",
+                          f"{bad}:3:1: error: invalid range '2-1'",
+                          f"{bad}:4:1: error: invalid packet index 'x'",
+                          f"{bad}:5:10: error: not_ip takes no rule",
+                          f"{bad}:6:8: error: invalid rule '#0'",
+                          f"{bad}:7:12: error: unexpected 'extra'"):
+        check_contains(result.stderr, expected_text, "stderr")
 
     overlap = context.work / "overlap.expect"
     overlap.write_text("1-3 drop\n3 drop\ncapture nowhere.pcap\n1 drop\n")
     result = context.replay("--expect", str(overlap), "ethernet.pcap")
     check_equal(result.returncode, 2, "exit status for overlap")
-    for wanted in (f"{overlap}:2:1: error: packet 3 of ethernet.pcap already has an "
-                   "expectation on line 1",
-                   f"{overlap}:4:1: error: capture 'nowhere.pcap' matches none"):
-        check(wanted in result.stderr, f"missing {wanted!r} in stderr:\n{result.stderr}")
+    for expected_text in (f"{overlap}:2:1: error: packet 3 of ethernet.pcap already has an "
+                          "expectation on line 1",
+                          f"{overlap}:4:1: error: capture 'nowhere.pcap' matches none"):
+        check_contains(result.stderr, expected_text, "stderr")
 
     result = context.replay("--expect", str(context.source / "ethernet.expect"),
                             "ethernet.pcap", "vlan.pcap")
@@ -207,23 +211,23 @@ def case_truncated_capture(context):
     check_equal(summary["packets"], 2, "packets read before the cut")
     check_equal([r["hits"] for r in summary["rules"]], [1, 1, 0, 0], "rule hits")
     check_equal(summary["captures"][0]["failed_index"], 3, "failed_index")
-    wanted = "portwall replay: error: truncated.pcap: packet 3: truncated dump file"
-    check(wanted in result.stderr, f"missing {wanted!r} in stderr:\n{result.stderr}")
+    expected_text = "portwall replay: error: truncated.pcap: packet 3: truncated dump file"
+    check_contains(result.stderr, expected_text, "stderr")
 
 
 def case_mixed_pcapng(context):
     summary, result = context.replay_json("mixed.pcapng", expected_status=2)
     check_equal(summary["packets"], 1, "packets before the second interface")
     check_equal(summary["captures"][0]["failed_index"], 2, "failed_index")
-    wanted = "mixed.pcapng: packet 2: an interface has a type 101 different"
-    check(wanted in result.stderr, f"missing {wanted!r} in stderr:\n{result.stderr}")
+    expected_text = "mixed.pcapng: packet 2: an interface has a type 101 different"
+    check_contains(result.stderr, expected_text, "stderr")
 
 
 def case_unsupported_link_type(context):
     summary, result = context.replay_json("wifi.pcap", "vlan.pcap", expected_status=2)
     check_equal(summary["packets"], 8, "packets of the readable capture")
-    wanted = "wifi.pcap: unsupported link type DLT 105 (IEEE802_11)"
-    check(wanted in result.stderr, f"missing {wanted!r} in stderr:\n{result.stderr}")
+    expected_text = "wifi.pcap: unsupported link type DLT 105 (IEEE802_11)"
+    check_contains(result.stderr, expected_text, "stderr")
     result = context.replay("--json", "no-such.pcap")
     check_equal(result.returncode, 2, "exit status for a missing capture")
     check("no-such.pcap: failed to open the capture" in result.stderr, result.stderr)

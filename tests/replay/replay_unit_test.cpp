@@ -123,7 +123,7 @@ TEST_CASE("replay: short link header is malformed and gets the policy")
 
 TEST_CASE("replay: snapped frame keeps its wire length")
 {
-    // Cut inside the TCP header: the IP lengths say the header is there, so
+    // Cut inside the TCP header: the IP lengths place the header there, so
     // the ports are not captured, which is not malformed.
     const Ruleset ruleset(ssh_table(), ClassifierKind::compiled, 1);
     for (const Bytes* frame : {&ethernet_ipv4_ssh, &ethernet_ipv6_ssh}) {
