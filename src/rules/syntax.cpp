@@ -215,11 +215,17 @@ Parsed<Prefix> parse_prefix(std::string_view text)
     const std::string_view length_text = text.substr(slash + 1);
     const auto length = parse_decimal(length_text, 3);
     const std::uint8_t max_length = max_prefix_length(prefix.address.family);
-    if (!length || *length > max_length) {
+    const std::string range = "0-" + std::to_string(max_length);
+    if (!length) {
+        return Parsed<Prefix>::failure("invalid prefix length '" + std::string(length_text) +
+                                       "' in '" + std::string(text) + "': expected a number " +
+                                       range);
+    }
+    if (*length > max_length) {
         const char* family_name = prefix.address.family == Family::ipv4 ? "IPv4" : "IPv6";
         return Parsed<Prefix>::failure("prefix length '" + std::string(length_text) +
-                                       "' is out of range 0-" + std::to_string(max_length) +
-                                       " for " + family_name + " in '" + std::string(text) + "'");
+                                       "' is out of range " + range + " for " + family_name +
+                                       " in '" + std::string(text) + "'");
     }
     prefix.length = static_cast<std::uint8_t>(*length);
 

@@ -221,7 +221,7 @@ dst = ["198.18.0.256", "2001:db8:::1", "198.18.0.0/x"]
        "5:60: error: prefix length '129' is out of range 0-128 for IPv6 in '2001:db8::/129'\n"
        "6:8: error: invalid address '198.18.0.256': expected an IPv4 or IPv6 address\n"
        "6:24: error: invalid address '2001:db8:::1': expected an IPv4 or IPv6 address\n"
-       "6:40: error: prefix length 'x' is out of range 0-32 for IPv4 in '198.18.0.0/x'\n");
+       "6:40: error: invalid prefix length 'x' in '198.18.0.0/x': expected a number 0-32\n");
 }
 
 TEST_CASE("rules: unknown keys suggest the nearest key")
