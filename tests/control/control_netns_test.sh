@@ -174,6 +174,16 @@ for family in 4 6; do
   [ "$answer" = "udp 7000" ] && pass "udp/IPv$family 7000 still passes" ||
     fail "udp/IPv$family 7000 should pass, got '$answer'"
 done
+# A reload of the rule file keeps the CLI rules in front of the file's.
+kill -HUP "$daemon_pid"
+for i in $(seq 50); do
+  grep -q "CLI rules kept" "$work/daemon.log" && break
+  sleep 0.1
+done
+grep -q "reloaded .*: 1 rules, 1 CLI rules kept" "$work/daemon.log" &&
+  pass "SIGHUP reload keeps the CLI rule" || fail "SIGHUP reload did not report the kept CLI rule"
+[ -z "$(netns_probe tcp 4 7000)" ] && pass "tcp/IPv4 7000 still blocked after SIGHUP" ||
+  fail "tcp/IPv4 7000 passes after SIGHUP"
 client delete 1 >/dev/null || fail "delete 1 failed"
 answer=$(netns_probe tcp 4 7000)
 [ "$answer" = "tcp 7000" ] && pass "tcp 7000 passes after delete" || fail "tcp 7000 after delete: '$answer'"

@@ -5,6 +5,7 @@
 #include "control/lockout.hpp"
 #include "control/protocol.hpp"
 #include "control/rule_store.hpp"
+#include "control/server.hpp"
 #include "control/service.hpp"
 #include "control/state_file.hpp"
 #include "rules/compiler.hpp"
@@ -537,4 +538,12 @@ dport = 22
     CHECK(ruleset->rule_counter(1).packets == 2); // drop 3306/tcp
     CHECK(ruleset->rule_counter(2).packets == 1); // the file's accept 22
     CHECK(ruleset->rule_counter(2).bytes == 60);
+}
+
+TEST_CASE("peer credentials allowed by group")
+{
+    CHECK(peer_allowed(0, 0, std::nullopt));
+    CHECK_FALSE(peer_allowed(65534, 65534, std::nullopt));
+    CHECK(peer_allowed(65534, 4242, gid_t{4242}));
+    CHECK_FALSE(peer_allowed(65534, 65534, gid_t{4242}));
 }
