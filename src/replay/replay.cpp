@@ -126,8 +126,8 @@ CaptureReport replay_capture(const std::string& path, const Ruleset& ruleset, To
 
     // For pcapng this is the link type of the first interface. libpcap 1.10
     // fails the read at the first packet after an interface description block
-    // with another link type, so a mixed file is replayed up to that point and
-    // then reported as an error at that packet index.
+    // with another link type or snapshot length. So a mixed file is replayed
+    // up to that point and then reported as an error at that packet index.
     const int dlt = pcap_datalink(handle.get());
     report.link_type = describe_dlt(dlt);
     const std::optional<LinkType> link = link_type_from_dlt(dlt);

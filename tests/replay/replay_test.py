@@ -222,6 +222,12 @@ def case_mixed_pcapng(context):
     expected_text = "mixed.pcapng: packet 2: an interface has a type 101 different"
     check_contains(result.stderr, expected_text, "stderr")
 
+    summary, result = context.replay_json("snap-length.pcapng", expected_status=2)
+    check_equal(summary["packets"], 0, "packets before the second interface")
+    check_equal(summary["captures"][0]["failed_index"], 1, "failed_index")
+    expected_text = "snap-length.pcapng: packet 1: an interface has a snapshot length 1000"
+    check_contains(result.stderr, expected_text, "stderr")
+
 
 def case_unsupported_link_type(context):
     summary, result = context.replay_json("wifi.pcap", "vlan.pcap", expected_status=2)

@@ -1,8 +1,9 @@
 // Writes the captures that replay_test.py replays, with libpcap's own writer
-// (pcap_open_dead + pcap_dump_open), one file per link type, plus a truncated
-// capture, a pcapng file that mixes link types and one with an unsupported
-// link type. The verdict of every packet under tests/replay/rules.toml is
-// listed in replay_test.py and in the .expect files beside this file.
+// (pcap_open_dead + pcap_dump_open), one file per link type. It also writes
+// a truncated capture, pcapng files that mix link types or snapshot lengths,
+// and a capture with an unsupported link type. The verdict of every packet
+// under tests/replay/rules.toml is listed in replay_test.py and in the
+// .expect files beside this file.
 //
 // Usage: write-captures OUTPUT_DIRECTORY
 #include <pcap/pcap.h>
@@ -373,6 +374,23 @@ void write_mixed_pcapng(const std::filesystem::path& path)
                  static_cast<std::streamsize>(file.size()));
 }
 
+// A pcapng file with two Ethernet interfaces of different snapshot lengths,
+// which libpcap 1.10 rejects at the first packet after the second interface.
+void write_snap_length_pcapng(const std::filesystem::path& path)
+{
+    Bytes file;
+    append_block(file, 0x0A0D0D0A, le_words({0x1A2B3C4D, 0x00000001, 0xffffffff, 0xffffffff}));
+    append_block(file, 1, le_words({1, 65535}));
+    append_block(file, 1, le_words({1, 1000}));
+    const Bytes frame = ethernet_ip(common_ipv6_packets()[0]);
+    const auto length = static_cast<std::uint32_t>(frame.size());
+    append_block(file, 6, concat(le_words({0, 0, 0, length, length}), frame));
+
+    std::ofstream output(path, std::ios::binary);
+    output.write(reinterpret_cast<const char*>(file.data()),
+                 static_cast<std::streamsize>(file.size()));
+}
+
 } // namespace
 
 int main(int argc, char** argv)
@@ -401,5 +419,6 @@ int main(int argc, char** argv)
     write_common(out / "wifi.pcap", DLT_IEEE802_11, identity, true, false);
     write_truncated(out / "ethernet.pcap", out / "truncated.pcap");
     write_mixed_pcapng(out / "mixed.pcapng");
+    write_snap_length_pcapng(out / "snap-length.pcapng");
     return 0;
 }
