@@ -12,8 +12,9 @@
 // at lookup, as nft_set_pipapo does) are exact and simple, but every lookup
 // table entry is a bitmap of N bits: at 100,000 rules that is 12.5 KB per
 // entry, far beyond a budget of 100 bytes per rule. Tuple space search needs
-// one hash probe per distinct prefix-length tuple, tens of probes on
-// ClassBench sets. A decision tree answers with a handful of comparisons and
+// one hash probe per distinct pair of prefix lengths: the ClassBench acl,
+// fw and ipc sets of 10,000 rules have 145, 130 and 298 distinct (source
+// length, destination length) pairs. A decision tree answers with a handful of comparisons and
 // a short leaf scan, and its memory is what the rules cost when few rules are
 // copied into several leaves. This file builds binary trees that cut one
 // field at a chosen value per node (the HyperSplit family), and keeps copies
