@@ -59,6 +59,9 @@ std::string trim_output(std::string_view output)
     sigset_t none;
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, nullptr); // a daemon may block signals for signalfd
+    // A process group of its own keeps a terminal's Ctrl-C, meant for the
+    // daemon, from killing the tool halfway through removing the hooks.
+    setpgid(0, 0);
     close_range(3, ~0U, 0);
     execvp(argv[0], argv);
     if (errno == ENOENT && std::strchr(argv[0], '/') == nullptr) {
@@ -293,7 +296,11 @@ bool remove_iptables_family(bool ipv6, std::string& error)
         const CommandResult deleted = run_command({tool, "-w", "-D", "INPUT", "-j", chain});
         if (deleted.exit_code == exit_not_found)
             return true; // the tool is absent here, so it cannot have installed anything
-        if (deleted.exit_code != 0)
+        if (deleted.exit_code == 0)
+            continue;
+        // A failed delete is final only when no jump is left; a delete that
+        // was interrupted or lost a race with the lock is tried again.
+        if (run_command({tool, "-w", "-C", "INPUT", "-j", chain}).exit_code != 0)
             break;
     }
     if (run_command({tool, "-w", "-S", chain}).exit_code != 0)
