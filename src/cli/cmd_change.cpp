@@ -13,7 +13,7 @@ struct ChangeOptions {
     control::RuleSpec rule;
     std::string action_word; // insert: block or allow
     std::uint32_t position = 0;
-    std::string target;      // delete: NUMBER or NAME
+    std::string target; // delete: NUMBER or NAME
     bool dry_run = false;
     bool force = false;
     std::uint32_t confirm_seconds = 0;
@@ -31,8 +31,9 @@ void add_safety_options(CLI::App& command, ChangeOptions& options)
     command.add_flag("--dry-run", options.dry_run, "Print what would change and change nothing.");
     command.add_flag("--force", options.force,
                      "Apply even if the change drops the SSH connection this command came over.");
-    command.add_option("--confirm", options.confirm_seconds,
-                       "Roll the change back after SECONDS unless `portwall confirm` follows.")
+    command
+        .add_option("--confirm", options.confirm_seconds,
+                    "Roll the change back after SECONDS unless `portwall confirm` follows.")
         ->check(CLI::Range(1u, 86400u));
 }
 
@@ -83,7 +84,8 @@ CLI::App* add_rule_command(CLI::App& app, int& exit_status, const char* name,
     add_safety_options(*sub, *options);
     add_client_options(*sub, options->client, true);
     sub->footer(rule_footer);
-    sub->callback([options, command, &exit_status] { exit_status = send_change(*options, command); });
+    sub->callback(
+        [options, command, &exit_status] { exit_status = send_change(*options, command); });
     return sub;
 }
 

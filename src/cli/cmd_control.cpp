@@ -26,7 +26,8 @@ constexpr const char* default_rules_file = "/etc/portwall/rules.toml";
 std::optional<control::Reply> apply_offline(const ClientOptions& options,
                                             const control::Request& request, std::string& error)
 {
-    if (request.command == control::Command::status || request.command == control::Command::confirm) {
+    if (request.command == control::Command::status ||
+        request.command == control::Command::confirm) {
         error = std::string(control::command_name(request.command)) +
                 " needs the running daemon; --offline only edits and lists the saved rules";
         return std::nullopt;
@@ -69,8 +70,8 @@ void add_client_options(CLI::App& command, ClientOptions& options, bool allow_of
     options.rules_file = default_rules_file;
     command.add_option("--socket", options.socket_path, "Control socket of the daemon.")
         ->capture_default_str();
-    command.add_option("--timeout", options.timeout_seconds,
-                       "Seconds to wait for the daemon's reply.")
+    command
+        .add_option("--timeout", options.timeout_seconds, "Seconds to wait for the daemon's reply.")
         ->capture_default_str()
         ->check(CLI::Range(1, 3600));
     if (!allow_offline)
@@ -80,9 +81,10 @@ void add_client_options(CLI::App& command, ClientOptions& options, bool allow_of
                      "effect at its next start.");
     command.add_option("--state-dir", options.state_dir, "State directory, with --offline.")
         ->capture_default_str();
-    command.add_option("--rules", options.rules_file,
-                       "Rule file the daemon loads, with --offline (to number rules and check "
-                       "names).")
+    command
+        .add_option("--rules", options.rules_file,
+                    "Rule file the daemon loads, with --offline (to number rules and check "
+                    "names).")
         ->capture_default_str();
 }
 
@@ -112,8 +114,8 @@ int run_request(const ClientOptions& options, control::Request request,
         return kind == control::ClientError::daemon_down ? exit_daemon_down : exit_failed;
     }
     if (!reply->ok) {
-        std::cerr << "portwall " << control::command_name(request.command) << ": "
-                  << reply->message << '\n';
+        std::cerr << "portwall " << control::command_name(request.command) << ": " << reply->message
+                  << '\n';
         return exit_failed;
     }
     if (print_data != nullptr)

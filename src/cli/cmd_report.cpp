@@ -60,8 +60,8 @@ void add_report_commands(CLI::App& app, int& exit_status)
     });
 
     auto confirm = std::make_shared<ReportOptions>();
-    CLI::App* confirm_command = app.add_subcommand(
-        "confirm", "Keep the change made with --confirm SECONDS and save it.");
+    CLI::App* confirm_command =
+        app.add_subcommand("confirm", "Keep the change made with --confirm SECONDS and save it.");
     add_client_options(*confirm_command, confirm->client, false);
     confirm_command->callback([confirm, &exit_status] {
         control::Request request;

@@ -15,15 +15,15 @@ namespace portwall::cli {
 struct ClientOptions {
     std::string socket_path;
     std::string state_dir;
-    std::string rules_file;   // for --offline: numbering and names of file rules
+    std::string rules_file; // for --offline: numbering and names of file rules
     bool offline = false;
     int timeout_seconds = 10;
 };
 
 // Exit statuses of the control commands.
 inline constexpr int exit_ok = 0;
-inline constexpr int exit_failed = 1;       // the daemon rejected the request
-inline constexpr int exit_daemon_down = 3;  // as `systemctl status` for a stopped unit
+inline constexpr int exit_failed = 1;      // the daemon rejected the request
+inline constexpr int exit_daemon_down = 3; // as `systemctl status` for a stopped unit
 
 // Add --socket, --offline, --state-dir, --rules and --timeout to `command`.
 void add_client_options(CLI::App& command, ClientOptions& options, bool allow_offline);

@@ -63,7 +63,8 @@ std::optional<Reply> send_request(const std::string& socket_path, const Request&
 
     kind = ClientError::protocol;
     const std::string line = encode_request(request);
-    if (::send(socket.fd, line.data(), line.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(line.size())) {
+    if (::send(socket.fd, line.data(), line.size(), MSG_NOSIGNAL) !=
+        static_cast<ssize_t>(line.size())) {
         error = "sending the request to " + socket_path + " failed: " + std::strerror(errno);
         return std::nullopt;
     }
@@ -76,9 +77,10 @@ std::optional<Reply> send_request(const std::string& socket_path, const Request&
         if (received < 0 && errno == EINTR)
             continue;
         if (received < 0) {
-            error = errno == EAGAIN ? "the daemon did not reply within " +
-                                          std::to_string(timeout_seconds) + " s"
-                                    : "reading the reply failed: " + std::string(std::strerror(errno));
+            error =
+                errno == EAGAIN
+                    ? "the daemon did not reply within " + std::to_string(timeout_seconds) + " s"
+                    : "reading the reply failed: " + std::string(std::strerror(errno));
             return std::nullopt;
         }
         if (received == 0)

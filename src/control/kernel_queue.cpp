@@ -44,7 +44,8 @@ std::vector<KernelQueueCounters> read_kernel_queues(std::string& error)
     std::size_t malformed = 0;
     std::vector<KernelQueueCounters> queues = parse_kernel_queues(text.str(), malformed);
     if (malformed != 0)
-        error = std::to_string(malformed) + " lines of " + kernel_queue_file + " were not understood";
+        error =
+            std::to_string(malformed) + " lines of " + kernel_queue_file + " were not understood";
     return queues;
 }
 

@@ -14,13 +14,13 @@ namespace portwall::control {
 // copy range, queue dropped, user dropped, id sequence, and a constant 1.
 struct KernelQueueCounters {
     std::uint32_t queue = 0;
-    std::uint32_t peer_portid = 0;     // netlink port id of the reader
-    std::uint32_t queue_total = 0;     // packets waiting for a verdict now
-    std::uint32_t copy_mode = 0;       // 0 none, 1 meta, 2 packet
-    std::uint32_t copy_range = 0;      // bytes copied to userspace per packet
-    std::uint64_t queue_dropped = 0;   // dropped by the kernel: queue full
-    std::uint64_t user_dropped = 0;    // dropped by the kernel: netlink send to the reader failed
-    std::uint32_t id_sequence = 0;     // last packet id handed out
+    std::uint32_t peer_portid = 0;   // netlink port id of the reader
+    std::uint32_t queue_total = 0;   // packets waiting for a verdict now
+    std::uint32_t copy_mode = 0;     // 0 none, 1 meta, 2 packet
+    std::uint32_t copy_range = 0;    // bytes copied to userspace per packet
+    std::uint64_t queue_dropped = 0; // dropped by the kernel: queue full
+    std::uint64_t user_dropped = 0;  // dropped by the kernel: netlink send to the reader failed
+    std::uint32_t id_sequence = 0;   // last packet id handed out
 };
 
 inline constexpr const char* kernel_queue_file = "/proc/net/netfilter/nfnetlink_queue";

@@ -38,7 +38,8 @@ std::optional<PacketView> parse_ssh_connection(std::string_view text, std::strin
     const Parsed<Address> destination = parse_address(server);
     const Parsed<std::uint16_t> sport = parse_port(client_port);
     const Parsed<std::uint16_t> dport = parse_port(server_port);
-    for (const std::string* message : {&source.error, &destination.error, &sport.error, &dport.error}) {
+    for (const std::string* message :
+         {&source.error, &destination.error, &sport.error, &dport.error}) {
         if (!message->empty()) {
             error = "SSH_CONNECTION \"" + std::string(text) + "\": " + *message;
             return std::nullopt;

@@ -240,8 +240,8 @@ std::optional<Request> decode_request(std::string_view line, std::string& error)
         read_optional(*value, "target", request.target, "a string", error) &&
         read_optional(*value, "dry_run", request.dry_run, "true or false", error) &&
         read_optional(*value, "force", request.force, "true or false", error) &&
-        read_optional(*value, "confirm_seconds", request.confirm_seconds,
-                      "an integer 0-4294967295", error) &&
+        read_optional(*value, "confirm_seconds", request.confirm_seconds, "an integer 0-4294967295",
+                      error) &&
         read_optional(*value, "ssh_connection", request.ssh_connection, "a string", error);
     if (!read_ok)
         return std::nullopt;

@@ -52,31 +52,31 @@ bool changes_rules(Command command) noexcept;
 // text is checked with the rule file's own parsers (rules/syntax.hpp) before
 // it is accepted.
 struct RuleSpec {
-    std::string name;                 // optional, unique over all rules in force
+    std::string name; // optional, unique over all rules in force
     Action action = Action::drop;
-    std::string port;                 // "3306/tcp", "6000-6100", "53/udp"; empty = any
-    std::vector<std::string> from;    // source addresses, prefixes or "@set"; empty = any
-    std::vector<std::string> to;      // destination, as `from`
+    std::string port;              // "3306/tcp", "6000-6100", "53/udp"; empty = any
+    std::vector<std::string> from; // source addresses, prefixes or "@set"; empty = any
+    std::vector<std::string> to;   // destination, as `from`
     std::string comment;
-    std::int64_t created_unix = 0;    // set by the service that stores the rule
+    std::int64_t created_unix = 0; // set by the service that stores the rule
 
     friend bool operator==(const RuleSpec&, const RuleSpec&) = default;
 };
 
 struct Request {
     Command command = Command::status;
-    RuleSpec rule;                  // block, allow, unblock, insert
-    std::uint32_t position = 0;     // insert: 1-based place in the list of rules
-    std::string target;             // delete: a rule NUMBER or NAME
-    bool dry_run = false;           // report what would change, change nothing
-    bool force = false;             // apply even if it cuts the client's SSH connection
+    RuleSpec rule;                     // block, allow, unblock, insert
+    std::uint32_t position = 0;        // insert: 1-based place in the list of rules
+    std::string target;                // delete: a rule NUMBER or NAME
+    bool dry_run = false;              // report what would change, change nothing
+    bool force = false;                // apply even if it cuts the client's SSH connection
     std::uint32_t confirm_seconds = 0; // > 0: roll back unless confirmed in time
-    std::string ssh_connection;     // the client's SSH_CONNECTION, or empty
+    std::string ssh_connection;        // the client's SSH_CONNECTION, or empty
 };
 
 struct Reply {
     bool ok = true;
-    std::string message;            // for people; on failure, the error
+    std::string message;                            // for people; on failure, the error
     nlohmann::json data = nlohmann::json::object(); // for scripts (list, status)
 };
 

@@ -76,8 +76,7 @@ std::string origin_text(const json& origin)
 {
     if (origin.value("kind", "") == "cli")
         return "cli " + format_time(origin.value("created", std::int64_t{0}));
-    return origin.value("file", std::string("?")) + ":" +
-           std::to_string(origin.value("line", 0u));
+    return origin.value("file", std::string("?")) + ":" + std::to_string(origin.value("line", 0u));
 }
 
 } // namespace
@@ -173,8 +172,8 @@ std::string format_rules_report(const json& report)
         text += line;
     }
     const json& policy = report["policy"];
-    std::snprintf(line, sizeof line, "%4s  %-6s %-14s %-12s %-22s %-22s %12llu %14llu  %s\n",
-                  "-", policy["action"].get<std::string>().c_str(), "any", "any", "any", "any",
+    std::snprintf(line, sizeof line, "%4s  %-6s %-14s %-12s %-22s %-22s %12llu %14llu  %s\n", "-",
+                  policy["action"].get<std::string>().c_str(), "any", "any", "any", "any",
                   static_cast<unsigned long long>(policy.value("packets", 0ull)),
                   static_cast<unsigned long long>(policy.value("bytes", 0ull)),
                   "policy (no rule matched)");
@@ -205,10 +204,9 @@ std::string format_status_report(const json& report)
 
     const json kernel = report.value("kernel", json::object());
     for (const json& queue : kernel.value("queues", json::array())) {
-        text += "  kernel queue " + queue["queue"].dump() + ": waiting " +
-                queue["waiting"].dump() + ", dropped (queue full) " +
-                queue["dropped_queue_full"].dump() + ", dropped (send to reader failed) " +
-                queue["dropped_send_failed"].dump() + "\n";
+        text += "  kernel queue " + queue["queue"].dump() + ": waiting " + queue["waiting"].dump() +
+                ", dropped (queue full) " + queue["dropped_queue_full"].dump() +
+                ", dropped (send to reader failed) " + queue["dropped_send_failed"].dump() + "\n";
     }
     if (kernel.contains("error"))
         add("kernel queues", kernel["error"]);

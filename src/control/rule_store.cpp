@@ -82,8 +82,7 @@ std::optional<RuleSpec> canonical_rule_spec(const RuleSpec& spec, std::string& e
     return canonical;
 }
 
-std::optional<Rule> resolve_rule_spec(const RuleSpec& spec, const SetMap& sets,
-                                      std::string& error)
+std::optional<Rule> resolve_rule_spec(const RuleSpec& spec, const SetMap& sets, std::string& error)
 {
     Rule rule;
     rule.name = spec.name;
@@ -133,8 +132,8 @@ std::optional<RuleTable> RuleStore::build(const std::vector<RuleSpec>& cli_rules
     std::set<std::string> cli_names;
     for (std::size_t i = 0; i < cli_rules.size(); ++i) {
         const RuleSpec& spec = cli_rules[i];
-        const std::string where = "CLI rule " + std::to_string(i + 1) + " (" +
-                                  describe_rule_spec(spec) + "): ";
+        const std::string where =
+            "CLI rule " + std::to_string(i + 1) + " (" + describe_rule_spec(spec) + "): ";
         if (!spec.name.empty() && file_names.count(spec.name) != 0) {
             error = where + "name \"" + spec.name + "\" is also used by a rule in " + file_path_;
             return std::nullopt;

@@ -31,8 +31,7 @@ std::optional<RuleSpec> canonical_rule_spec(const RuleSpec& spec, std::string& e
 // Turn a CLI rule into a Rule. A port without a protocol means the
 // port-carrying protocols; no port means any protocol. Set references are
 // expanded from `sets`. On failure returns nullopt and sets `error`.
-std::optional<Rule> resolve_rule_spec(const RuleSpec& spec, const SetMap& sets,
-                                      std::string& error);
+std::optional<Rule> resolve_rule_spec(const RuleSpec& spec, const SetMap& sets, std::string& error);
 
 class RuleStore {
 public:

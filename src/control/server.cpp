@@ -179,7 +179,8 @@ bool ControlServer::open(std::string& error)
     if (!fill_address(options_.socket_path, address, error))
         return false;
 
-    const std::filesystem::path directory = std::filesystem::path(options_.socket_path).parent_path();
+    const std::filesystem::path directory =
+        std::filesystem::path(options_.socket_path).parent_path();
     std::error_code code;
     if (!directory.empty() && !std::filesystem::exists(directory, code)) {
         std::filesystem::create_directories(directory, code);
@@ -190,11 +191,11 @@ bool ControlServer::open(std::string& error)
         ::chmod(directory.c_str(), 0755);
     }
 
-    struct stat existing{};
+    struct stat existing {};
     if (::lstat(options_.socket_path.c_str(), &existing) == 0) {
         if (!S_ISSOCK(existing.st_mode)) {
             error = options_.socket_path + " exists and is not a socket; remove it or pick "
-                    "another --socket";
+                                           "another --socket";
             return false;
         }
         if (someone_listens(address)) {
@@ -206,14 +207,13 @@ bool ControlServer::open(std::string& error)
 
     listen_fd_ = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     wake_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    const bool ok = listen_fd_ >= 0 && wake_fd_ >= 0 &&
-                    ::bind(listen_fd_, reinterpret_cast<const sockaddr*>(&address),
-                           sizeof address) == 0 &&
-                    ::chmod(options_.socket_path.c_str(), 0666) == 0 &&
-                    ::listen(listen_fd_, 64) == 0;
+    const bool ok =
+        listen_fd_ >= 0 && wake_fd_ >= 0 &&
+        ::bind(listen_fd_, reinterpret_cast<const sockaddr*>(&address), sizeof address) == 0 &&
+        ::chmod(options_.socket_path.c_str(), 0666) == 0 && ::listen(listen_fd_, 64) == 0;
     if (!ok) {
-        error = "opening control socket " + options_.socket_path + " failed: " +
-                std::strerror(errno);
+        error =
+            "opening control socket " + options_.socket_path + " failed: " + std::strerror(errno);
         return false;
     }
     LOG_INFO("control: listening on %s", options_.socket_path.c_str());

@@ -121,7 +121,8 @@ void carry_unnamed_counters(const Ruleset& previous, const std::vector<RuleSpec>
             continue;
         const HitCounter& old = previous.rule_counter(*old_index);
         HitCounter& counter = next.counter(Match{static_cast<std::uint32_t>(i), rules[i].action});
-        counter.packets.store(old.packets.load(std::memory_order_relaxed), std::memory_order_relaxed);
+        counter.packets.store(old.packets.load(std::memory_order_relaxed),
+                              std::memory_order_relaxed);
         counter.bytes.store(old.bytes.load(std::memory_order_relaxed), std::memory_order_relaxed);
     }
 }
@@ -269,8 +270,8 @@ std::optional<ControlService::Edit> ControlService::edit_rules(const Request& re
 
     for (std::size_t i = 0; i < edit.rules.size(); ++i) {
         if (same_match(edit.rules[i], *spec) && request.command != Command::insert) {
-            error = "rule " + std::to_string(i + 1) + " already does this: " +
-                    describe_rule_spec(edit.rules[i]);
+            error = "rule " + std::to_string(i + 1) +
+                    " already does this: " + describe_rule_spec(edit.rules[i]);
             return std::nullopt;
         }
     }
@@ -317,8 +318,9 @@ Reply ControlService::apply_change(const Request& request)
 
     const std::size_t rule_count = table->rules.size();
     if (request.dry_run) {
-        return Reply{true, "dry run, nothing changed: would have " + edit->description + " (" +
-                               std::to_string(rule_count) + " rules in force)",
+        return Reply{true,
+                     "dry run, nothing changed: would have " + edit->description + " (" +
+                         std::to_string(rule_count) + " rules in force)",
                      {{"dry_run", true}, {"change", edit->description}}};
     }
 
@@ -334,10 +336,10 @@ Reply ControlService::apply_change(const Request& request)
     LOG_INFO("control: %s; generation %llu, %zu rules", edit->description.c_str(),
              static_cast<unsigned long long>(generation_), rule_count);
 
-    std::string message = edit->description + "; " + std::to_string(rule_count) +
-                          (holder_ == nullptr ? " rules at the next start"
-                                              : " rules in force, generation " +
-                                                    std::to_string(generation_));
+    std::string message =
+        edit->description + "; " + std::to_string(rule_count) +
+        (holder_ == nullptr ? " rules at the next start"
+                            : " rules in force, generation " + std::to_string(generation_));
     if (request.confirm_seconds != 0) {
         pending_ = PendingConfirm{std::move(previous),
                                   Clock::now() + std::chrono::seconds(request.confirm_seconds),
@@ -347,9 +349,10 @@ Reply ControlService::apply_change(const Request& request)
     }
     if (!note.empty())
         message += "; " + note;
-    return Reply{true, message,
-                 {{"change", edit->description}, {"generation", generation_},
-                  {"rules", rule_count}}};
+    return Reply{
+        true,
+        message,
+        {{"change", edit->description}, {"generation", generation_}, {"rules", rule_count}}};
 }
 
 Reply ControlService::confirm_change()
@@ -429,8 +432,8 @@ Reply ControlService::report_status() const
         {"policy", std::string(action_name(store_.file().table.policy))},
     };
     if (pending_) {
-        const auto left = std::chrono::duration_cast<std::chrono::seconds>(pending_->deadline -
-                                                                            Clock::now());
+        const auto left =
+            std::chrono::duration_cast<std::chrono::seconds>(pending_->deadline - Clock::now());
         data["confirm_pending_seconds"] = left.count();
     }
     data["daemon"] = hooks_.daemon_status ? hooks_.daemon_status() : json::object();

@@ -69,7 +69,7 @@ private:
     struct PendingConfirm {
         std::vector<RuleSpec> previous; // CLI rules to restore on timeout
         Clock::time_point deadline;
-        std::string change;             // what was applied, for logs and replies
+        std::string change; // what was applied, for logs and replies
     };
 
     struct Edit {
@@ -87,8 +87,7 @@ private:
     // set the new CLI rules. Counters carry over from the rules in force,
     // which had `previous_cli` in front; `same_file` when only CLI rules
     // changed.
-    std::string publish(RuleTable table, const std::vector<RuleSpec>& previous_cli,
-                        bool same_file);
+    std::string publish(RuleTable table, const std::vector<RuleSpec>& previous_cli, bool same_file);
     std::shared_ptr<const Ruleset> current() const;
 
     RulesetHolder* holder_;

@@ -67,17 +67,19 @@ bool check_header(std::string_view line, const std::string& path, StateLoad& res
     const bool has_version = value->is_object() && value->contains(header_key) &&
                              (*value)[header_key].is_number_integer();
     if (!has_version) {
-        result.diagnostics.push_back(make_error(
-            path, 1, 1, std::string("first line must be {\"") + header_key + "\":1}, found " +
-                            std::string(line.substr(0, 80))));
+        result.diagnostics.push_back(make_error(path, 1, 1,
+                                                std::string("first line must be {\"") + header_key +
+                                                    "\":1}, found " +
+                                                    std::string(line.substr(0, 80))));
         return false;
     }
     const auto version = (*value)[header_key].get<std::int64_t>();
     if (version != state_format_version) {
-        result.diagnostics.push_back(make_error(
-            path, 1, 1, "state format version " + std::to_string(version) +
-                            " is not supported; this portwall reads version " +
-                            std::to_string(state_format_version)));
+        result.diagnostics.push_back(
+            make_error(path, 1, 1,
+                       "state format version " + std::to_string(version) +
+                           " is not supported; this portwall reads version " +
+                           std::to_string(state_format_version)));
         return false;
     }
     return true;
@@ -144,14 +146,15 @@ StateLoad parse_state(std::string_view text, const std::string& path)
     StateLoad result;
     result.file_exists = true;
     if (text.empty()) {
-        result.diagnostics.push_back(
-            make_error(path, 1, 1, "state file is empty; expected the line {\"portwall_state\":1}"));
+        result.diagnostics.push_back(make_error(
+            path, 1, 1, "state file is empty; expected the line {\"portwall_state\":1}"));
         return result;
     }
     if (text.back() != '\n') {
         // save_state always ends the file with a newline, so a file without
         // one was cut short or written by something else.
-        const auto lines = static_cast<std::uint32_t>(std::count(text.begin(), text.end(), '\n') + 1);
+        const auto lines =
+            static_cast<std::uint32_t>(std::count(text.begin(), text.end(), '\n') + 1);
         result.diagnostics.push_back(
             make_error(path, lines, 1, "last line has no newline: the file is truncated"));
     }
@@ -200,8 +203,8 @@ StateLoad load_state(const std::string& state_dir)
 
 std::string format_state(const std::vector<RuleSpec>& rules)
 {
-    std::string text = std::string("{\"") + header_key + "\":" +
-                       std::to_string(state_format_version) + "}\n";
+    std::string text =
+        std::string("{\"") + header_key + "\":" + std::to_string(state_format_version) + "}\n";
     for (const RuleSpec& rule : rules)
         text += rule_spec_to_json(rule).dump(-1, ' ', false, json::error_handler_t::replace) + "\n";
     return text;
@@ -267,10 +270,10 @@ bool StateLock::acquire(const std::string& state_dir, std::string& error)
     if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
         const int saved = errno;
         ::close(fd);
-        error = saved == EWOULDBLOCK
-                    ? "another portwall process (a running daemon or an --offline edit) holds " +
-                          path
-                    : "locking " + path + " failed: " + std::strerror(saved);
+        error =
+            saved == EWOULDBLOCK
+                ? "another portwall process (a running daemon or an --offline edit) holds " + path
+                : "locking " + path + " failed: " + std::strerror(saved);
         return false;
     }
     fd_ = fd;

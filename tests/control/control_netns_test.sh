@@ -8,7 +8,8 @@
 #
 # Usage: control_netns_test.sh PORTWALL_BINARY [main|flow-cut]. "main" (the
 # default) runs everything but the flow mode check, which "flow-cut" runs on
-# its own. Needs root; exits 77 (skipped) without. Every daemon uses a socket and state directory under a
+# its own. Needs root; exits 77 (skipped) without. Every daemon uses a
+# socket and state directory under a
 # temporary directory, never /run/portwall or /var/lib/portwall.
 set -euo pipefail
 
@@ -161,7 +162,7 @@ done
 client block 7000/tcp --comment "restart test" >/dev/null || fail "block 7000/tcp failed"
 stop_daemon
 start_daemon
-if client list | grep -q "restart test"; then
+if grep -q "restart test" <<<"$(client list)"; then
   pass "the block is listed after a restart"
 else
   fail "the block is gone after a restart"
@@ -186,7 +187,8 @@ grep -q "reloaded .*: 1 rules, 1 CLI rules kept" "$work/daemon.log" &&
   fail "tcp/IPv4 7000 passes after SIGHUP"
 client delete 1 >/dev/null || fail "delete 1 failed"
 answer=$(netns_probe tcp 4 7000)
-[ "$answer" = "tcp 7000" ] && pass "tcp 7000 passes after delete" || fail "tcp 7000 after delete: '$answer'"
+[ "$answer" = "tcp 7000" ] &&
+  pass "tcp 7000 passes after delete" || fail "tcp 7000 after delete: '$answer'"
 
 # --- 20 concurrent clients -------------------------------------------------
 client_pids=()
@@ -207,14 +209,19 @@ listed=$(client list --json | python3 -c '
 import json, sys
 report = json.load(sys.stdin)
 cli = report["rules"][: report["cli_rules"]]
-print("\n".join(sorted(r["action"] + " " + ",".join(r["dport"]) + " " + ",".join(r["src"]) + " " + ",".join(r["dst"]) for r in cli)))')
+lines = (" ".join([r["action"], ",".join(r["dport"]), ",".join(r["src"]), ",".join(r["dst"])])
+         for r in cli)
+print("\n".join(sorted(lines)))')
 saved=$(tail -n +2 "$state/state.jsonl" | python3 -c '
 import json, sys
 rules = [json.loads(line) for line in sys.stdin]
 def port(r): return r.get("port", "").split("/")[0]
-print("\n".join(sorted(r["action"] + " " + port(r) + " " + ",".join(r.get("from", [])) + " " + ",".join(r.get("to", [])) for r in rules)))')
+lines = (" ".join([r["action"], port(r), ",".join(r.get("from", [])), ",".join(r.get("to", []))])
+         for r in rules)
+print("\n".join(sorted(lines)))')
 count=$(echo "$listed" | grep -c . || true)
-[ "$count" -eq 30 ] && pass "20 concurrent clients left 30 CLI rules" || fail "expected 30 CLI rules, got $count"
+[ "$count" -eq 30 ] &&
+  pass "20 concurrent clients left 30 CLI rules" || fail "expected 30 CLI rules, got $count"
 [ "$listed" = "$saved" ] && pass "the list and the state file agree" ||
   fail "list and state file differ: list=[$listed] state=[$saved]"
 
@@ -260,16 +267,20 @@ start_daemon
 pass "the daemon restarts from the state written before SIGKILL"
 
 # --- unprivileged client, random and oversized requests --------------------
-output=$(setpriv --reuid=65534 --regid=65534 --clear-groups "$portwall" list --socket "$socket" 2>&1) &&
+output=$(setpriv --reuid=65534 --regid=65534 --clear-groups \
+  "$portwall" list --socket "$socket" 2>&1) &&
   fail "an unprivileged client was served: $output"
-echo "$output" | grep -q "permission denied: uid 65534" && pass "unprivileged client refused: $output" ||
+echo "$output" | grep -q "permission denied: uid 65534" &&
+  pass "unprivileged client refused: $output" ||
   fail "unprivileged client: unexpected output '$output'"
 
 reply=$(head -c 4096 /dev/urandom | tr -d '\n' | socat -t5 - "UNIX-CONNECT:$socket" || true)
-echo "$reply" | grep -q '^{"error":"malformed request: request is not valid JSON","ok":false,"v":1}$' &&
+expected='{"error":"malformed request: request is not valid JSON","ok":false,"v":1}'
+[ "$reply" = "$expected" ] &&
   pass "random bytes get an error reply" || fail "random bytes: reply '$reply'"
 reply=$(head -c 70000 /dev/zero | tr '\0' 'x' | socat -t5 - "UNIX-CONNECT:$socket" || true)
-echo "$reply" | grep -q 'request is longer than 65536 bytes' && pass "an oversized request gets an error reply" ||
+echo "$reply" | grep -q 'request is longer than 65536 bytes' &&
+  pass "an oversized request gets an error reply" ||
   fail "oversized request: reply '$reply'"
 client status >/dev/null && pass "the daemon still serves after bad requests" ||
   fail "the daemon stopped serving after bad requests"
@@ -277,7 +288,8 @@ client status >/dev/null && pass "the daemon still serves after bad requests" ||
 # --- anti-lockout, status ----------------------------------------------------
 output=$(SSH_CONNECTION="$netns_client_v4 50000 $netns_server_v4 22" client block 22/tcp 2>&1) &&
   fail "a block of the client's own SSH connection was applied"
-echo "$output" | grep -q "would drop your own SSH connection" && pass "anti-lockout refused the block" ||
+echo "$output" | grep -q "would drop your own SSH connection" &&
+  pass "anti-lockout refused the block" ||
   fail "anti-lockout: unexpected output '$output'"
 [ "$(netns_probe udp 6 7000)" = "udp 7000" ] || fail "udp/IPv6 7000 should pass before status"
 status=$(client status --json)
@@ -287,7 +299,8 @@ s = json.load(sys.stdin)
 assert s["running"] and s["cli_rules"] > 0, s
 queues = s["kernel"]["queues"]
 assert queues and queues[0]["queue"] == 0, s["kernel"]
-assert s["daemon"]["packets"] > 0, s["daemon"]' >&2 && pass "status --json has rules, counters and kernel queue 0" ||
+assert s["daemon"]["packets"] > 0, s["daemon"]' >&2 &&
+  pass "status --json has rules, counters and kernel queue 0" ||
   fail "status --json is incomplete (see the assertion above)"
 
 # --- daemon down, --offline, corrupt state ---------------------------------
@@ -296,7 +309,8 @@ output=$(client list 2>&1) && fail "list succeeded with the daemon down"
 code=$(client list >/dev/null 2>&1; echo $?)
 [ "$code" = 3 ] && echo "$output" | grep -q "daemon is not running" &&
   pass "daemon down: exit 3 and a clear message" || fail "daemon down: exit $code, '$output'"
-"$portwall" block 7001/tcp --offline --state-dir "$state" --rules "$rules" --comment offline >/dev/null ||
+"$portwall" block 7001/tcp --offline --state-dir "$state" --rules "$rules" \
+  --comment offline >/dev/null ||
   fail "--offline block failed"
 cp "$state/state.jsonl" "$work/state.good"
 printf '{"action":"drop","port":"7' >>"$state/state.jsonl"
@@ -310,7 +324,7 @@ else
 fi
 cp "$work/state.good" "$state/state.jsonl"
 start_daemon
-client list | grep -q "offline" && pass "the --offline rule is in force after start" ||
+grep -q "offline" <<<"$(client list)" && pass "the --offline rule is in force after start" ||
   fail "the --offline rule is missing"
 stop_daemon
 fi
@@ -322,7 +336,8 @@ if [ "$section" = flow-cut ]; then
 start_daemon flow
 for family in 4 6; do
   if [ "$family" = 4 ]; then server=$netns_server_v4; else server="[$netns_server_v6]"; fi
-  ip netns exec "$netns_server" socat "TCP$family-LISTEN:7200,bind=$server,fork,reuseaddr" EXEC:cat &
+  ip netns exec "$netns_server" \
+    socat "TCP$family-LISTEN:7200,bind=$server,fork,reuseaddr" EXEC:cat &
   netns_pids+=($!)
 done
 sleep 0.5
@@ -339,12 +354,14 @@ sleep 3
 grep "conntrack:" "$work/daemon.log" | tail -n 4
 echo "conntrack entries of port 7200 after the cut:"
 ip netns exec "$netns_server" conntrack -L -p tcp 2>/dev/null | grep 7200 || true
-grep -q "conntrack: .* deleted" "$work/daemon.log" && pass "flow mode: the daemon cut conntrack entries" ||
+grep -q "conntrack: .* deleted" "$work/daemon.log" &&
+  pass "flow mode: the daemon cut conntrack entries" ||
   fail "flow mode: no conntrack cut logged"
 for family in 4 6; do
   before=$(awk -v t="$blocked_at" '$2 < t' "$work/session$family" | wc -l)
   late=$(awk -v t="$blocked_at" -v d="$tolerance_ns" '$2 > t + d' "$work/session$family" | wc -l)
-  [ "$before" -gt 0 ] && pass "flow mode: IPv$family connection echoed before the block ($before lines)" ||
+  [ "$before" -gt 0 ] &&
+    pass "flow mode: IPv$family connection echoed before the block ($before lines)" ||
     fail "flow mode: IPv$family connection did not echo before the block"
   [ "$late" -eq 0 ] && pass "flow mode: the open IPv$family connection stopped at the block" ||
     fail "flow mode: $late lines sent on the open IPv$family connection after the block were echoed"

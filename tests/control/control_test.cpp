@@ -61,8 +61,8 @@ struct TemporaryDir {
 PacketView tcp_packet(const char* source, const char* destination, std::uint16_t dport)
 {
     std::string error;
-    const std::string text = std::string(source) + " 40000 " + destination + " " +
-                             std::to_string(dport);
+    const std::string text =
+        std::string(source) + " 40000 " + destination + " " + std::to_string(dport);
     std::optional<PacketView> packet = parse_ssh_connection(text, error);
     REQUIRE_MESSAGE(packet, error);
     return *packet;
@@ -112,13 +112,18 @@ TEST_CASE("protocol rejects malformed requests")
         {"\x01\xff garbage", "request is not valid JSON"},
         {"[1,2]", "request must be a JSON object"},
         {R"({"command":"list"})", "request has no protocol version \"v\""},
-        {R"({"v":2,"command":"list"})", "request uses protocol version 2; this portwall speaks version 1"},
+        {R"({"v":2,"command":"list"})",
+         "request uses protocol version 2; this portwall speaks version 1"},
         {R"({"v":1,"command":"reboot"})", "unknown command \"reboot\""},
         {R"({"v":1,"command":"list","colour":1})", "request has unknown key \"colour\""},
-        {R"({"v":1,"command":"block","dry_run":"yes"})", "key \"dry_run\" must be true or false, not \"yes\""},
-        {R"({"v":1,"command":"insert","position":-1})", "key \"position\" must be an integer 0-4294967295, not -1"},
-        {R"({"v":1,"command":"block","rule":{"action":"reject"}})", "key \"action\" must be \"accept\" or \"drop\", not \"reject\""},
-        {R"({"v":1,"command":"block","rule":{"from":["198.18.0.1",5]}})", "key \"from\" must be a list of strings, not [\"198.18.0.1\",5]"},
+        {R"({"v":1,"command":"block","dry_run":"yes"})",
+         "key \"dry_run\" must be true or false, not \"yes\""},
+        {R"({"v":1,"command":"insert","position":-1})",
+         "key \"position\" must be an integer 0-4294967295, not -1"},
+        {R"({"v":1,"command":"block","rule":{"action":"reject"}})",
+         "key \"action\" must be \"accept\" or \"drop\", not \"reject\""},
+        {R"({"v":1,"command":"block","rule":{"from":["198.18.0.1",5]}})",
+         "key \"from\" must be a list of strings, not [\"198.18.0.1\",5]"},
     };
     for (const Case& item : cases) {
         CAPTURE(item.line);
@@ -195,7 +200,8 @@ TEST_CASE("state file corruption positions")
         {"", 1, 1, "state file is empty; expected the line {\"portwall_state\":1}"},
         {"{\"portwall_state\":2}\n", 1, 1,
          "state format version 2 is not supported; this portwall reads version 1"},
-        {"hello\n", 1, 1, "invalid JSON: syntax error while parsing value - invalid literal; last read: 'h'"},
+        {"hello\n", 1, 1,
+         "invalid JSON: syntax error while parsing value - invalid literal; last read: 'h'"},
         {header + "{\"action\":\"drop\",\"port\":\"22\"}\n{\"action\":\"drop\",\"port\":\"3", 3, 1,
          "last line has no newline: the file is truncated"},
         {header + "{\"action\":\"drop\",\"port\":\"22\",\"colour\":1}\n", 2, 30,
@@ -217,7 +223,8 @@ TEST_CASE("state file corruption positions")
 
 TEST_CASE("state file reports every bad line")
 {
-    const std::string text = "{\"portwall_state\":1}\n{\"action\":\"drop\"}\n{bad\n{\"action\":1}\n";
+    const std::string text =
+        "{\"portwall_state\":1}\n{\"action\":\"drop\"}\n{bad\n{\"action\":1}\n";
     const StateLoad loaded = parse_state(text, "state.jsonl");
     REQUIRE(loaded.diagnostics.size() == 2);
     CHECK(loaded.diagnostics[0].position.line == 3);
@@ -301,7 +308,8 @@ TEST_CASE("rule spec canonical form and errors")
 TEST_CASE("ssh connection parsing")
 {
     std::string error;
-    std::optional<PacketView> packet = parse_ssh_connection("::ffff:198.18.0.1 5000 ::ffff:198.18.0.2 22", error);
+    std::optional<PacketView> packet =
+        parse_ssh_connection("::ffff:198.18.0.1 5000 ::ffff:198.18.0.2 22", error);
     REQUIRE_MESSAGE(packet, error);
     CHECK(packet->family == Family::ipv4);
     CHECK(packet->dport == 22);
@@ -337,16 +345,18 @@ TEST_CASE("service applies, persists and orders changes")
     RulesetHolder holder;
     ControlService service(&holder, dir.path, ClassifierKind::linear);
     std::string error;
-    REQUIRE_MESSAGE(service.start(compile_ok(file_allowing_web), "test.toml", load_state(dir.path),
-                                  error),
-                    error);
+    REQUIRE_MESSAGE(
+        service.start(compile_ok(file_allowing_web), "test.toml", load_state(dir.path), error),
+        error);
     const std::uint64_t first_generation = holder.generation();
 
     Reply reply = service.handle(change(Command::block, Action::drop, "3306/tcp"));
     CHECK_MESSAGE(reply.ok, reply.message);
     CHECK(holder.generation() == first_generation + 1);
-    CHECK(holder.load()->evaluate(tcp_packet("198.18.0.1", "198.18.0.2", 3306)).action == Action::drop);
-    CHECK(holder.load()->evaluate(tcp_packet("2001:db8::1", "2001:db8::2", 3306)).action == Action::drop);
+    CHECK(holder.load()->evaluate(tcp_packet("198.18.0.1", "198.18.0.2", 3306)).action ==
+          Action::drop);
+    CHECK(holder.load()->evaluate(tcp_packet("2001:db8::1", "2001:db8::2", 3306)).action ==
+          Action::drop);
 
     reply = service.handle(change(Command::block, Action::drop, "3306/tcp"));
     CHECK_FALSE(reply.ok);
@@ -356,7 +366,8 @@ TEST_CASE("service applies, persists and orders changes")
     insert.position = 1;
     reply = service.handle(insert);
     CHECK_MESSAGE(reply.ok, reply.message);
-    CHECK(holder.load()->evaluate(tcp_packet("198.18.0.7", "198.18.0.2", 3306)).action == Action::accept);
+    CHECK(holder.load()->evaluate(tcp_packet("198.18.0.7", "198.18.0.2", 3306)).action ==
+          Action::accept);
 
     insert.position = 9;
     reply = service.handle(insert);
@@ -373,12 +384,14 @@ TEST_CASE("service applies, persists and orders changes")
     remove.target = "3";
     reply = service.handle(remove);
     CHECK_FALSE(reply.ok);
-    CHECK(reply.message == "rule 3 comes from test.toml:5; edit the rule file and reload to change it");
+    CHECK(reply.message ==
+          "rule 3 comes from test.toml:5; edit the rule file and reload to change it");
 
     reply = service.handle(change(Command::unblock, Action::drop, "3306/tcp"));
     CHECK_MESSAGE(reply.ok, reply.message);
     CHECK(load_state(dir.path).rules.size() == 1);
-    CHECK(holder.load()->evaluate(tcp_packet("198.18.0.1", "198.18.0.2", 3306)).action == Action::accept);
+    CHECK(holder.load()->evaluate(tcp_packet("198.18.0.1", "198.18.0.2", 3306)).action ==
+          Action::accept);
 
     remove.target = "1";
     reply = service.handle(remove);
@@ -399,7 +412,8 @@ TEST_CASE("service dry run changes nothing")
     request.dry_run = true;
     const Reply reply = service.handle(request);
     CHECK(reply.ok);
-    CHECK(reply.message == "dry run, nothing changed: would have added rule 1: drop 22/tcp (3 rules in force)");
+    CHECK(reply.message ==
+          "dry run, nothing changed: would have added rule 1: drop 22/tcp (3 rules in force)");
     CHECK(holder.generation() == generation);
     CHECK_FALSE(std::filesystem::exists(state_file_path(dir.path)));
 }
@@ -442,7 +456,8 @@ TEST_CASE("service anti-lockout and confirm rollback")
 
     service.expire_confirm(ControlService::Clock::now() + std::chrono::seconds(6));
     CHECK(service.cli_rule_count() == 0);
-    CHECK(holder.load()->evaluate(tcp_packet("198.18.0.1", "198.18.0.2", 22)).action == Action::accept);
+    CHECK(holder.load()->evaluate(tcp_packet("198.18.0.1", "198.18.0.2", 22)).action ==
+          Action::accept);
 
     request.confirm_seconds = 60;
     CHECK(service.handle(request).ok);
@@ -459,19 +474,20 @@ TEST_CASE("service anti-lockout and confirm rollback")
 TEST_CASE("service rejects a corrupt state")
 {
     TemporaryDir dir;
-    std::ofstream(state_file_path(dir.path)) << "{\"portwall_state\":1}\n{\"action\":\"drop\",\"port\":\"99999\"}\n";
+    std::ofstream(state_file_path(dir.path))
+        << "{\"portwall_state\":1}\n{\"action\":\"drop\",\"port\":\"99999\"}\n";
     RulesetHolder holder;
     ControlService service(&holder, dir.path, ClassifierKind::linear);
     std::string error;
-    CHECK_FALSE(service.start(compile_ok(file_allowing_web), "test.toml", load_state(dir.path),
-                              error));
+    CHECK_FALSE(
+        service.start(compile_ok(file_allowing_web), "test.toml", load_state(dir.path), error));
     CHECK(error.find(state_file_path(dir.path) + ":2:1: error: ") == 0);
     CHECK(error.find("99999") != std::string::npos);
     CHECK(holder.load() == nullptr);
 
     std::ofstream(state_file_path(dir.path)) << "{\"portwall_state\":1}\n{\"action\":\n";
-    CHECK_FALSE(service.start(compile_ok(file_allowing_web), "test.toml", load_state(dir.path),
-                              error));
+    CHECK_FALSE(
+        service.start(compile_ok(file_allowing_web), "test.toml", load_state(dir.path), error));
     CHECK(error.find("state.jsonl:2:") != std::string::npos);
 }
 

@@ -12,7 +12,10 @@ source_dir=$(realpath "${1:?usage: package_test.sh SOURCE_DIR BUILD_DIR}")
 build_dir=$(realpath "${2:?usage: package_test.sh SOURCE_DIR BUILD_DIR}")
 
 for tool in dpkg-deb systemd-analyze gzip bash; do
-  command -v "$tool" >/dev/null || { echo "SKIPPED: $tool is not installed; run tools/install-deps" >&2; exit 77; }
+  if ! command -v "$tool" >/dev/null; then
+    echo "SKIPPED: $tool is not installed; run tools/install-deps" >&2
+    exit 77
+  fi
 done
 
 work=$(mktemp -d)
@@ -27,14 +30,19 @@ pass() {
 }
 
 package=$("$source_dir/tools/package" --build-dir "$build_dir" --output "$work/dist" | tail -n 1)
-[ -f "$package" ] && pass "built $(basename "$package")" || { echo "FAIL: no package built" >&2; exit 1; }
+if [ ! -f "$package" ]; then
+  echo "FAIL: no package built" >&2
+  exit 1
+fi
+pass "built $(basename "$package")"
 
 info=$(dpkg-deb -I "$package")
 for field in "Package: portwall" "Architecture: $(dpkg --print-architecture)" "Depends: iptables" \
   libnetfilter-queue1 libmnl0 libpcap0.8; do
   grep -q -- "$field" <<<"$info" && pass "control has '$field'" || fail "control lacks '$field'"
 done
-[ "$(dpkg-deb -f "$package" Version)" = "$(grep -oP "version: '\K[^']+" "$source_dir/meson.build" | head -n 1)" ] &&
+meson_version=$(grep -oP "version: '\K[^']+" "$source_dir/meson.build" | head -n 1)
+[ "$(dpkg-deb -f "$package" Version)" = "$meson_version" ] &&
   pass "version matches meson.build" || fail "version differs from meson.build"
 dpkg-deb --ctrl-tarfile "$package" | tar -xO ./conffiles | grep -qx /etc/portwall/rules.toml &&
   pass "/etc/portwall/rules.toml is a conffile" || fail "rules.toml is not a conffile"
@@ -70,14 +78,16 @@ for command in run check replay block allow unblock insert delete list status co
 done
 completion=$(bash -c 'source /usr/share/bash-completion/bash_completion 2>/dev/null || true
   source "$1"; complete -p portwall' _ "$root/usr/share/bash-completion/completions/portwall")
-[ "$completion" = "complete -F _portwall portwall" ] && pass "bash completion registers _portwall" ||
+[ "$completion" = "complete -F _portwall portwall" ] &&
+  pass "bash completion registers _portwall" ||
   fail "bash completion: '$completion'"
 
 # systemd-analyze verify checks that ExecStart's programs exist, so verify
 # inside the unpacked tree, with the host's kill for ExecReload.
 mkdir -p "$root/bin"
 cp /bin/kill "$root/bin/kill"
-if verify=$(systemd-analyze verify --man=no --root="$root" /lib/systemd/system/portwall.service 2>&1) &&
+if verify=$(systemd-analyze verify --man=no --root="$root" \
+  /lib/systemd/system/portwall.service 2>&1) &&
   [ -z "$verify" ]; then
   pass "systemd-analyze verify accepts the unit"
 else
