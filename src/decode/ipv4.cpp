@@ -30,6 +30,11 @@ void decode_ipv4(std::span<const std::uint8_t> bytes, std::uint32_t wire_length,
         view.status = DecodeStatus::truncated_ip;
         return;
     }
+    // The addresses and protocol are read before the lengths are checked, so
+    // that a malformed packet can still be logged with them.
+    view.protocol = bytes[9];
+    view.src = read_address(Family::ipv4, bytes, 12);
+    view.dst = read_address(Family::ipv4, bytes, 16);
 
     const std::uint32_t header_length = (bytes[0] & 0x0fu) * 4u;
     if (header_length < ipv4_min_header_length || header_length > wire_length) {
@@ -45,9 +50,6 @@ void decode_ipv4(std::span<const std::uint8_t> bytes, std::uint32_t wire_length,
     }
 
     view.status = DecodeStatus::ok;
-    view.protocol = bytes[9];
-    view.src = read_address(Family::ipv4, bytes, 12);
-    view.dst = read_address(Family::ipv4, bytes, 16);
     view.ip_length = ip_length;
 
     const std::uint16_t fragment_field = read_be16(bytes, 6);

@@ -145,6 +145,11 @@ void decode_ipv6(std::span<const std::uint8_t> bytes, std::uint32_t wire_length,
         view.status = DecodeStatus::truncated_ip;
         return;
     }
+    // The addresses are read before the lengths are checked, so that a malformed
+    // packet can still be logged with its source and destination.
+    view.protocol = bytes[6];
+    view.src = read_address(Family::ipv6, bytes, 8);
+    view.dst = read_address(Family::ipv6, bytes, 24);
 
     const std::uint16_t payload_length = read_be16(bytes, 4);
     if (ipv6_header_length + payload_length > wire_length) {
@@ -160,8 +165,6 @@ void decode_ipv6(std::span<const std::uint8_t> bytes, std::uint32_t wire_length,
     const std::uint32_t ip_length = jumbo ? wire_length : ipv6_header_length + payload_length;
 
     view.status = DecodeStatus::ok;
-    view.src = read_address(Family::ipv6, bytes, 8);
-    view.dst = read_address(Family::ipv6, bytes, 24);
     view.ip_length = ip_length;
 
     // Bytes past the payload length, such as Ethernet padding, are not part of the packet.

@@ -66,6 +66,8 @@ struct PacketView {
     // Upper-layer protocol, after IPv6 extension headers. In a malformed packet, the
     // header where decoding stopped.
     std::uint8_t protocol = 0;
+    // Set whenever the fixed IP header was captured, also for most malformed
+    // packets (see addresses_read), so that logs can name the sender.
     Address src;
     Address dst;
 
@@ -85,6 +87,13 @@ struct PacketView {
     std::uint32_t ip_length = 0;
 
     bool ok() const noexcept { return status == DecodeStatus::ok; }
+    // True when src, dst and family hold values read from the packet: every
+    // status except those raised before the fixed IP header was read.
+    bool addresses_read() const noexcept
+    {
+        return status != DecodeStatus::truncated_link && status != DecodeStatus::truncated_ip &&
+               status != DecodeStatus::bad_ip_version;
+    }
     bool has_ports() const noexcept { return status == DecodeStatus::ok && ports == PortsAbsence::present; }
 };
 

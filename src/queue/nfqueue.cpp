@@ -465,10 +465,22 @@ std::uint32_t QueueReader::Impl::judge(nlattr* const* attributes,
 void QueueReader::Impl::log_malformed(const PacketView& packet, std::size_t captured,
                                       std::uint32_t wire)
 {
-    LOG_WARNING("queue %u: malformed packet (%.*s): %zu bytes captured of %u; judged by the "
-                "policy",
-                options().queue, static_cast<int>(decode_status_name(packet.status).size()),
-                decode_status_name(packet.status).data(), captured, wire);
+    const std::string_view reason = decode_status_name(packet.status);
+    if (!packet.addresses_read()) {
+        LOG_WARNING("queue %u: malformed packet (%.*s): %zu bytes captured of %u; judged by the "
+                    "policy",
+                    options().queue, static_cast<int>(reason.size()), reason.data(), captured,
+                    wire);
+        return;
+    }
+    char source[64];
+    char destination[64];
+    format_endpoint(source, sizeof source, packet.src, false, 0);
+    format_endpoint(destination, sizeof destination, packet.dst, false, 0);
+    LOG_WARNING("queue %u: malformed packet (%.*s) proto %u %s -> %s: %zu bytes captured of %u; "
+                "judged by the policy",
+                options().queue, static_cast<int>(reason.size()), reason.data(), packet.protocol,
+                source, destination, captured, wire);
 }
 
 void QueueReader::Impl::log_drop(const PacketView& packet, const Match& match)

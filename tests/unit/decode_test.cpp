@@ -418,6 +418,24 @@ TEST_CASE("wire length shorter than captured bytes")
     }
 }
 
+TEST_CASE("malformed packet keeps its addresses")
+{
+    // Logs of malformed packets name the sender, so the addresses are read
+    // even when a length check fails afterwards.
+    for (Family family : both_families) {
+        CAPTURE(family);
+        const Bytes packet = ip_packet(family, ipproto::tcp, tcp_header(1, 2));
+        const std::uint32_t wire = static_cast<std::uint32_t>(ip_header_length(family) + 4);
+        const PacketView view = decode_prefix(packet, packet.size(), wire);
+        CHECK_FALSE(view.ok());
+        CHECK(view.addresses_read());
+        CHECK(view.src == expected_address(family, true));
+        CHECK(view.dst == expected_address(family, false));
+    }
+    const Bytes short_packet = {0x45, 0x00};
+    CHECK_FALSE(decode_whole(short_packet).addresses_read());
+}
+
 // ---- IPv4 header ----
 
 TEST_CASE("ipv4 options are skipped")
