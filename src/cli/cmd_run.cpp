@@ -20,9 +20,7 @@
 #include <cinttypes>
 #include <csignal>
 #include <cstring>
-#include <fstream>
 #include <memory>
-#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -108,21 +106,13 @@ private:
 // and a caret) and returns nullopt when the file cannot be used.
 std::optional<RuleFile> load_rule_file(const std::string& path)
 {
-    std::ifstream file(path, std::ios::binary);
-    if (!file) {
-        LOG_ERROR("%s: cannot read the rule file: %s", path.c_str(), std::strerror(errno));
-        return std::nullopt;
-    }
-    std::ostringstream text;
-    text << file.rdbuf();
-    const std::string source = text.str();
-
-    CompileResult result = compile_rules(source, path);
+    // compile_rules_file reports unreadable and oversized files like `check` does.
+    CompileResult result = compile_rules_file(path);
     for (const Diagnostic& diagnostic : result.diagnostics) {
         const LogLevel level =
             diagnostic.severity == Diagnostic::Severity::error ? LogLevel::error : LogLevel::warning;
         // format_diagnostic returns several lines; log them as one message.
-        log_message(level, "%s", format_diagnostic(diagnostic, source).c_str());
+        log_message(level, "%s", format_diagnostic(diagnostic, result.source_text).c_str());
     }
     if (!result.ok()) {
         LOG_ERROR("%s: %zu errors, rule file not loaded", path.c_str(), result.error_count());

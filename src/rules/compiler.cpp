@@ -7,14 +7,15 @@
 
 #include <toml++/toml.h>
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <array>
 #include <cerrno>
 #include <cstring>
-#include <fstream>
 #include <map>
 #include <span>
-#include <sstream>
 #include <tuple>
 
 namespace portwall {
@@ -208,6 +209,8 @@ CompileResult Compiler::run(std::string_view text)
         for (auto& [name, entry] : sets_)
             result_.sets.emplace(name, std::move(entry.prefixes));
         for (Diagnostic& warning : find_covered_rules(result_.table))
+            diagnostics_.push_back(std::move(warning));
+        for (Diagnostic& warning : find_admin_port_bypasses(result_))
             diagnostics_.push_back(std::move(warning));
         result.rules = std::move(result_);
     }
@@ -644,24 +647,58 @@ CompileResult compile_rules(std::string_view text, const std::string& source_nam
     return result;
 }
 
+namespace {
+
+// Read at most `limit` + 1 bytes of `path` into `text`, so that a larger file
+// is detected without reading all of it. Returns an error message, or an
+// empty string on success.
+std::string read_bounded(const std::string& path, std::size_t limit, std::string& text)
+{
+    // O_NONBLOCK: opening a FIFO without a writer must not hang `check`.
+    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+    if (fd < 0)
+        return "cannot open the rule file: " + std::string(std::strerror(errno));
+    const int flags = ::fcntl(fd, F_GETFL);
+    if (flags >= 0)
+        ::fcntl(fd, F_SETFL, flags & ~O_NONBLOCK);
+
+    std::string error;
+    std::array<char, 65536> buffer{};
+    while (text.size() <= limit) {
+        const std::size_t to_read = std::min(buffer.size(), limit + 1 - text.size());
+        const ssize_t got = ::read(fd, buffer.data(), to_read);
+        if (got < 0 && errno == EINTR)
+            continue;
+        if (got < 0) {
+            error = "cannot read the rule file: " + std::string(std::strerror(errno));
+            break;
+        }
+        if (got == 0)
+            break;
+        text.append(buffer.data(), static_cast<std::size_t>(got));
+    }
+    ::close(fd);
+    if (error.empty() && text.size() > limit) {
+        error = "the rule file is larger than the " + std::to_string(limit >> 20) +
+                " MiB limit";
+    }
+    return error;
+}
+
+} // namespace
+
 CompileResult compile_rules_file(const std::string& path)
 {
-    const auto file_error = [&path](std::string message) {
+    std::string text;
+    std::string error = read_bounded(path, max_rule_file_bytes, text);
+    if (!error.empty()) {
         CompileResult result;
         const SourcePosition whole_file{path, 0, 0};
         result.diagnostics.push_back(
-            Diagnostic{Diagnostic::Severity::error, whole_file, std::move(message), {}});
+            Diagnostic{Diagnostic::Severity::error, whole_file, std::move(error), {}});
         return result;
-    };
-
-    std::ifstream input(path, std::ios::binary);
-    if (!input)
-        return file_error("cannot open the rule file: " + std::string(std::strerror(errno)));
-    std::ostringstream text;
-    text << input.rdbuf();
-    if (input.bad())
-        return file_error("cannot read the rule file");
-    return compile_rules(text.str(), path);
+    }
+    return compile_rules(text, path);
 }
 
 } // namespace portwall

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <bitset>
 #include <cstdint>
+#include <optional>
+#include <string>
 
 namespace portwall {
 
@@ -273,7 +275,74 @@ Diagnostic covered_warning(const RuleTable& table, std::size_t covered, std::siz
     return warning;
 }
 
+// The first admin port that `rule` can match as a TCP destination port, if
+// any. A rule without dport counts only when `any_port` is set.
+std::optional<std::uint16_t> admin_port_matched(const Rule& rule,
+                                                const std::vector<std::uint16_t>& admin_ports,
+                                                bool any_port)
+{
+    if (!rule.any_protocol && !rule.protocols.test(ipproto::tcp))
+        return std::nullopt;
+    for (const std::uint16_t port : admin_ports) {
+        if (rule.dport.empty() && any_port)
+            return port;
+        for (const PortRange& range : rule.dport) {
+            if (range.low <= port && port <= range.high)
+                return port;
+        }
+    }
+    return std::nullopt;
+}
+
+// "src", "src and dst", ...: the conditions the kernel skips on an admin port.
+std::string bypassed_conditions(const Rule& rule)
+{
+    std::vector<std::string> keys;
+    if (!rule.src.empty())
+        keys.push_back("src");
+    if (!rule.dst.empty())
+        keys.push_back("dst");
+    if (!rule.sport.empty())
+        keys.push_back("sport");
+    std::string text;
+    for (std::size_t i = 0; i < keys.size(); ++i)
+        text += (i == 0 ? "" : i + 1 == keys.size() ? " and " : ", ") + keys[i];
+    return text;
+}
+
 } // namespace
+
+std::vector<Diagnostic> find_admin_port_bypasses(const RuleFile& file)
+{
+    std::vector<Diagnostic> warnings;
+    if (file.fail == FailMode::open || file.admin_ports.empty())
+        return warnings;
+    const RuleTable& table = file.table;
+    for (std::size_t index = 0; index < table.rules.size(); ++index) {
+        const Rule& rule = table.rules[index];
+        const bool drops = rule.action == Action::drop;
+        const std::string conditions = bypassed_conditions(rule);
+        if (!drops && conditions.empty())
+            continue; // an unconditional accept agrees with the kernel
+        // A drop without dport still drops the admin port; an accept without
+        // dport limited by src promises nothing about that port in particular.
+        const auto port = admin_port_matched(rule, file.admin_ports, drops);
+        if (!port)
+            continue;
+        const std::string what = drops ? "drops TCP port " + std::to_string(*port)
+                                       : "limits TCP port " + std::to_string(*port) + " by " +
+                                             conditions;
+        Diagnostic warning;
+        warning.severity = Diagnostic::Severity::warning;
+        warning.position = origin_position(rule);
+        warning.message = quoted_rule(table, index) + " " + what + ", but " +
+                          std::to_string(*port) +
+                          " is in [daemon] admin_ports, which the kernel accepts from every "
+                          "address before any rule when failing closed";
+        warnings.push_back(std::move(warning));
+    }
+    return warnings;
+}
 
 std::vector<Diagnostic> find_covered_rules(const RuleTable& table)
 {

@@ -20,4 +20,11 @@ namespace portwall {
 // only by the union of several rules, or of two prefixes, is not reported.
 std::vector<Diagnostic> find_covered_rules(const RuleTable& table);
 
+// Return one warning per rule that promises something about a TCP port in
+// [daemon] admin_ports that does not hold when failing closed: the kernel
+// accepts those ports from every address before the queue, so a src, dst or
+// sport condition on them, or a drop of them, never decides anything. Files
+// that set fail = "open" get no warning (their admin ports are not installed).
+std::vector<Diagnostic> find_admin_port_bypasses(const RuleFile& file);
+
 } // namespace portwall

@@ -275,6 +275,10 @@ std::string check_name(std::string_view name)
         return "name '" + std::string(name) +
                "' is all digits, which the command line reads as a rule position";
     }
+    // Replay expect files and reports write "policy" where the policy decided,
+    // so a rule of that name could not be told apart from it.
+    if (name == "policy")
+        return "name 'policy' is reserved for the policy verdict";
     return {};
 }
 

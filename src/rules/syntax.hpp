@@ -70,8 +70,9 @@ Parsed<Prefix> parse_prefix(std::string_view text);
 Parsed<AddressTerm> parse_address_term(std::string_view text);
 
 // Check a rule or set name: 1 to 64 characters of [A-Za-z0-9_.-], not all
-// digits (so that a number always means a rule position). Returns an error
-// message, or an empty string when the name is valid.
+// digits (so that a number always means a rule position), and not "policy"
+// (the name that expect files and reports give the policy verdict). Returns
+// an error message, or an empty string when the name is valid.
 std::string check_name(std::string_view name);
 
 std::string format_address(const Address& address);

@@ -126,6 +126,54 @@ expect_line stdout "$work/missing.toml: invalid, 1 error, 0 warnings" "several f
 missing_error="$work/missing.toml: error: cannot open the rule file: No such file or directory"
 expect_line stderr "$missing_error" "several files"
 
+# A directory is reported with the reason it cannot be read, not as a file
+# without a [policy] table.
+mkdir -p "$work/adir.toml"
+run_check "$work/adir.toml"
+expect_status 1 "directory"
+expect_line stderr "$work/adir.toml: error: cannot read the rule file: Is a directory" "directory"
+if grep -q "policy" "$work/stderr"; then
+  fail "directory: reported as a rule file: $(cat "$work/stderr")"
+fi
+
+# An endless file fails at the 16 MiB limit within seconds, instead of
+# filling memory.
+timeout 20 "$portwall" check /dev/zero >"$work/stdout" 2>"$work/stderr"
+status=$?
+expect_status 1 "/dev/zero"
+too_large="/dev/zero: error: the rule file is larger than the 16 MiB limit"
+expect_line stderr "$too_large" "/dev/zero"
+
+# The name "policy" is what expect files and reports call the policy verdict.
+reserved=$work/reserved.toml
+printf '%s[[rule]]\nname = "policy"\naction = "accept"\n' "$policy_drop" >"$reserved"
+run_check "$reserved"
+expect_status 1 "reserved name"
+expect_line stderr \
+  "$reserved:4:8: error: invalid rule name: name 'policy' is reserved for the policy verdict" \
+  "reserved name"
+
+# A src condition on an admin port is not in force when failing closed: the
+# kernel accepts that port from every address before the queue.
+admin=$work/admin.toml
+cat >"$admin" <<EOF
+${policy_drop}[daemon]
+fail = "closed"
+admin_ports = [22]
+[[rule]]
+name = "ssh-admins"
+action = "accept"
+proto = "tcp"
+dport = 22
+src = ["198.18.100.0/28", "2001:db8:100::/64"]
+EOF
+run_check "$admin"
+expect_status 0 "admin port"
+expect_line stdout "$admin: 1 rule, policy drop, 0 errors, 1 warning" "admin port"
+bypass="rule 'ssh-admins' limits TCP port 22 by src, but 22 is in [daemon] admin_ports,"
+bypass+=" which the kernel accepts from every address before any rule when failing closed"
+expect_line stderr "$admin:6:1: warning: $bypass" "admin port"
+
 # No file at all is a usage error.
 run_check
 expect_status 2 "no file"

@@ -304,6 +304,18 @@ action = "drop"
        "digits, '_', '.' and '-'\n");
 }
 
+TEST_CASE("rules: the name 'policy' is reserved")
+{
+    // Expect files and reports say "policy" for the policy verdict.
+    CHECK(errors_of(R"([[rule]]
+name = "policy"
+action = "accept"
+dport = 80
+)") == "4:8: error: invalid rule name: name 'policy' is reserved for the policy verdict\n");
+    // Only the exact name collides.
+    CHECK(compile(policy_drop + "[[rule]]\nname = \"policy-web\"\naction = \"accept\"\n").ok());
+}
+
 TEST_CASE("rules: missing action and empty lists")
 {
     CHECK(errors_of(R"([[rule]]
@@ -408,6 +420,28 @@ TEST_CASE("rules: unreadable file is one error")
     CHECK(format_diagnostic(result.diagnostics[0]) ==
           "/nonexistent/portwall.toml: error: cannot open the rule file: No such file or "
           "directory\n");
+}
+
+TEST_CASE("rules: a directory is reported with the reason it cannot be read")
+{
+    // Opening a directory read-only succeeds; reading it fails with EISDIR.
+    const CompileResult result = compile_rules_file("/");
+    CHECK_FALSE(result.ok());
+    REQUIRE(result.diagnostics.size() == 1);
+    CHECK(format_diagnostic(result.diagnostics[0], result.source_text) ==
+          "/: error: cannot read the rule file: Is a directory\n");
+}
+
+TEST_CASE("rules: an endless file stops at the size limit")
+{
+    // /dev/zero never ends: reading must stop after max_rule_file_bytes + 1.
+    const CompileResult result = compile_rules_file("/dev/zero");
+    CHECK_FALSE(result.ok());
+    REQUIRE(result.diagnostics.size() == 1);
+    CHECK(format_diagnostic(result.diagnostics[0]) ==
+          "/dev/zero: error: the rule file is larger than the 16 MiB limit\n");
+    CHECK(result.source_text.empty());
+    CHECK(max_rule_file_bytes == 16u * 1024 * 1024);
 }
 
 TEST_CASE("rules: diagnostic shows source line and caret")
@@ -638,6 +672,80 @@ dst = "198.18.0.1"
           "addresses\n");
 }
 
+TEST_CASE("rules: rules that the admin ports bypass warn when failing closed")
+{
+    const std::string rules = R"(
+[[rule]]
+name = "ssh-admins"
+action = "accept"
+proto = "tcp"
+dport = 22
+src = ["198.18.100.0/28", "2001:db8:100::/64"]
+
+[[rule]]
+name = "low-ports"
+action = "accept"
+dport = "1-1024"
+dst = "2001:db8::1"
+sport = "1024-65535"
+
+[[rule]]
+name = "bad-host"
+action = "drop"
+src = "198.18.66.66"
+
+[[rule]]
+name = "ssh-all"
+action = "accept"
+proto = "tcp"
+dport = 22
+
+[[rule]]
+name = "udp-22"
+action = "accept"
+proto = "udp"
+dport = 22
+src = "198.18.0.0/15"
+
+[[rule]]
+name = "admins-anywhere"
+action = "accept"
+src = "2001:db8:100::/64"
+
+[[rule]]
+name = "web-drop"
+action = "drop"
+proto = "tcp"
+dport = 80
+)";
+    const std::string closed =
+        policy_drop + "[daemon]\nfail = \"closed\"\nadmin_ports = [22]\n" + rules;
+    const CompileResult result = compile(closed);
+    REQUIRE(result.ok());
+    const std::string tail = " is in [daemon] admin_ports, which the kernel accepts from every "
+                             "address before any rule when failing closed\n";
+    CHECK(summary(result) ==
+          "7:1: warning: rule 'ssh-admins' limits TCP port 22 by src, but 22" + tail +
+          "14:1: warning: rule 'low-ports' limits TCP port 22 by dst and sport, but 22" + tail +
+          "21:1: warning: rule 'bad-host' drops TCP port 22, but 22" + tail);
+
+    // Without [daemon] fail the command line may still choose closed.
+    const CompileResult unset =
+        compile(policy_drop + "[daemon]\nadmin_ports = [\"22\"]\n" + rules);
+    REQUIRE(unset.ok());
+    CHECK(unset.diagnostics.size() == 3);
+
+    // Failing open installs no admin port rule, and no admin ports means no bypass.
+    const CompileResult open =
+        compile(policy_drop + "[daemon]\nfail = \"open\"\nadmin_ports = [22]\n" + rules);
+    REQUIRE(open.ok());
+    CHECK(summary(open) == "");
+    const CompileResult none =
+        compile(policy_drop + "[daemon]\nfail = \"closed\"\nadmin_ports = []\n" + rules);
+    REQUIRE(none.ok());
+    CHECK(summary(none) == "");
+}
+
 TEST_CASE("syntax: port specs for the command line")
 {
     const auto plain = parse_port_spec("22");
@@ -713,6 +821,9 @@ TEST_CASE("syntax: names")
     CHECK(check_name("web-1.primary_db") == "");
     CHECK(check_name("1web") == "");
     CHECK(check_name("") == "name is empty");
+    // The control layer checks CLI-made rule names with this function too.
+    CHECK(check_name("policy") == "name 'policy' is reserved for the policy verdict");
+    CHECK(check_name("Policy") == "");
     CHECK(check_name(std::string(65, 'a')) ==
           "name '" + std::string(65, 'a') + "' is longer than 64 characters");
 }
