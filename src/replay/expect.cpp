@@ -1,7 +1,9 @@
 #include "replay/expect.hpp"
 
 #include <algorithm>
+#include <cerrno>
 #include <charconv>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -270,15 +272,34 @@ ExpectParseResult parse_expectations(std::string_view text, const std::string& p
 
 ExpectParseResult read_expect_file(const std::string& path)
 {
-    std::ifstream input(path, std::ios::binary);
-    if (!input) {
-        ExpectParseResult result;
-        result.errors.push_back(path + ": error: failed to read the expect file");
+    ExpectParseResult result;
+    const auto fail = [&](const std::string& reason) {
+        result.file.reset();
+        result.errors.push_back(path + ": error: failed to read the expect file: " + reason);
         return result;
-    }
+    };
+
+    // A directory opens as a stream and reads as empty, which would check
+    // nothing and pass, so only regular files are accepted.
+    std::error_code error;
+    const auto status = std::filesystem::status(path, error);
+    if (error)
+        return fail(error.message());
+    if (!std::filesystem::is_regular_file(status))
+        return fail("not a regular file");
+    if (std::filesystem::file_size(path, error) > max_expect_file_bytes || error)
+        return fail(error ? error.message()
+                          : "larger than " + std::to_string(max_expect_file_bytes) + " bytes");
+
+    std::ifstream input(path, std::ios::binary);
+    if (!input)
+        return fail(std::strerror(errno));
     std::ostringstream content;
     content << input.rdbuf();
-    return parse_expectations(content.str(), path);
+    result = parse_expectations(content.str(), path);
+    if (result.errors.empty() && result.file && result.file->entries.empty())
+        return fail("it holds no expectations, so it would check nothing");
+    return result;
 }
 
 std::optional<ExpectChecker> ExpectChecker::create(const ExpectFile& file,

@@ -50,6 +50,11 @@ struct ExpectParseResult {
 ExpectParseResult parse_expectations(std::string_view text, const std::string& path);
 
 // Read and parse an expectation file. A file that cannot be read is one error.
+// Expect files are written by hand or by scripts; anything larger is a mistake.
+inline constexpr std::uintmax_t max_expect_file_bytes = 64 * 1024 * 1024;
+
+// Read and parse an expect file. A path that is not a regular file, a file
+// larger than max_expect_file_bytes and a file without expectations are errors.
 ExpectParseResult read_expect_file(const std::string& path);
 
 // One packet whose outcome differs from its expectation.

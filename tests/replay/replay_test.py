@@ -192,6 +192,19 @@ def case_expect_errors(context):
                           f"{bad}:7:12: error: unexpected 'extra'"):
         check_contains(result.stderr, expected_text, "stderr")
 
+    # A path that checks nothing must not pass: a directory, an empty file.
+    directory = context.work / "expect-directory"
+    directory.mkdir(exist_ok=True)
+    empty = context.work / "empty.expect"
+    empty.write_text("# only a comment\n")
+    for path, reason in ((directory, "not a regular file"),
+                         (empty, "it holds no expectations"),
+                         (context.work / "missing.expect", "No such file or directory")):
+        result = context.replay("--expect", str(path), "ethernet.pcap")
+        check_equal(result.returncode, 2, f"exit status for {path.name}")
+        check_contains(result.stderr, f"{path}: error: failed to read the expect file: {reason}",
+                       "stderr")
+
     overlap = context.work / "overlap.expect"
     overlap.write_text("1-3 drop\n3 drop\ncapture nowhere.pcap\n1 drop\n")
     result = context.replay("--expect", str(overlap), "ethernet.pcap")
