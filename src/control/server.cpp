@@ -112,6 +112,11 @@ void discard_input(int fd)
     }
 }
 
+// How long a refused peer's unread input is drained before the socket is
+// closed; draining keeps its read of the error reply from failing with
+// ECONNRESET.
+constexpr std::chrono::milliseconds refused_peer_timeout{100};
+
 void set_timeouts(int fd, std::chrono::milliseconds timeout)
 {
     timeval value{};
@@ -283,21 +288,30 @@ void ControlServer::serve_connection(int fd)
         LOG_WARNING("control: SO_PEERCRED failed: %s", std::strerror(errno));
         return;
     }
-    set_timeouts(fd, options_.io_timeout);
-
     std::string line;
     std::string error;
     Reply reply;
-    const bool whole_request = read_request(fd, line, error);
-    if (!whole_request) {
-        log_rejected("bad request", peer, error);
-        reply = Reply{false, error, {}};
-    } else if (!peer_allowed(peer.uid, peer.gid, options_.control_group)) {
+
+    // The peer is checked before its request is read, so that a client that
+    // may not change rules cannot hold the server for the I/O timeout and
+    // delay root's commands. Its reply goes out at once.
+    if (!peer_allowed(peer.uid, peer.gid, options_.control_group)) {
         error = "permission denied: uid " + std::to_string(peer.uid) +
                 " is neither root nor in the control group" +
                 (options_.control_group ? " (gid " + std::to_string(*options_.control_group) + ")"
                                         : std::string(" (none configured: --control-group)"));
         log_rejected("rejected request", peer, error);
+        set_timeouts(fd, refused_peer_timeout);
+        if (!write_all(fd, encode_reply(Reply{false, error, {}})))
+            log_rejected("reply not sent", peer, std::strerror(errno));
+        discard_input(fd);
+        return;
+    }
+    set_timeouts(fd, options_.io_timeout);
+
+    const bool whole_request = read_request(fd, line, error);
+    if (!whole_request) {
+        log_rejected("bad request", peer, error);
         reply = Reply{false, error, {}};
     } else if (std::optional<Request> request = decode_request(line, error)) {
         reply = service_.handle(*request);
