@@ -34,10 +34,13 @@ std::optional<std::size_t> find_cli_rule(const RuleStore& store, const std::stri
 {
     const std::vector<RuleSpec>& rules = store.cli_rules();
     const std::size_t file_rules = store.file().table.rules.size();
-    const bool is_number = !target.empty() && target.size() <= 9 &&
-                           target.find_first_not_of("0123456789") == std::string::npos;
+    // "#3" is how listings and diagnostics show an unnamed rule, so it is
+    // read as the position 3, like "3".
+    const std::string digits = target.starts_with('#') ? target.substr(1) : target;
+    const bool is_number = !digits.empty() && digits.size() <= 9 &&
+                           digits.find_first_not_of("0123456789") == std::string::npos;
     if (is_number) {
-        const std::size_t number = std::stoul(target);
+        const std::size_t number = std::stoul(digits);
         if (number >= 1 && number <= rules.size())
             return number - 1;
         if (number > rules.size() && number <= rules.size() + file_rules) {

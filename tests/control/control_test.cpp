@@ -387,13 +387,20 @@ TEST_CASE("service applies, persists and orders changes")
     CHECK(reply.message ==
           "rule 3 comes from test.toml:5; edit the rule file and reload to change it");
 
+    // "#3", as listings show unnamed rules, is the same position as "3".
+    remove.target = "#3";
+    reply = service.handle(remove);
+    CHECK_FALSE(reply.ok);
+    CHECK(reply.message ==
+          "rule #3 comes from test.toml:5; edit the rule file and reload to change it");
+
     reply = service.handle(change(Command::unblock, Action::drop, "3306/tcp"));
     CHECK_MESSAGE(reply.ok, reply.message);
     CHECK(load_state(dir.path).rules.size() == 1);
     CHECK(holder.load()->evaluate(tcp_packet("198.18.0.1", "198.18.0.2", 3306)).action ==
           Action::accept);
 
-    remove.target = "1";
+    remove.target = "#1";
     reply = service.handle(remove);
     CHECK_MESSAGE(reply.ok, reply.message);
     CHECK(load_state(dir.path).rules.empty());
