@@ -144,7 +144,10 @@ std::optional<RuleTable> RuleStore::build(const std::vector<RuleSpec>& cli_rules
         }
         std::optional<Rule> rule = resolve_rule_spec(spec, file_.sets, error);
         if (!rule) {
-            error = where + error;
+            // TODO: `portwall delete --offline` builds this same table and fails
+            // with this error too, so restoring the set is the only fix offered.
+            error = where + error + "; restore it in " + file_path_ +
+                    " to start with this rule in force";
             return std::nullopt;
         }
         table.rules.push_back(std::move(*rule));

@@ -524,8 +524,9 @@ admins = ["198.18.0.8/29", "2001:db8:8::/48"]
     // A reloaded file without the set makes the CLI rule invalid.
     store.set_file(compile_ok("[policy]\ninput = \"accept\"\n"), "test.toml");
     CHECK_FALSE(store.build(error));
+    // The message says how to get the daemon going again.
     CHECK(error == "CLI rule 1 (accept 22/tcp from @admins): set @admins is not defined in the "
-                   "rule file");
+                   "rule file; restore it in test.toml to start with this rule in force");
 }
 
 TEST_CASE("service keeps counters of unnamed rules across changes")
