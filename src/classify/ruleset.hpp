@@ -63,10 +63,10 @@ private:
 
 // Publishes the current Ruleset to any number of reader threads.
 //
-// Readers poll `generation()` (one relaxed atomic load) once per batch of
-// packets and call `load()` only when it changed, so the packet path takes
-// no lock; `load()` and `store()` take a mutex, which only writers and
-// readers that saw a change contend for.
+// Readers poll `generation()` (one atomic load) once per batch of packets
+// and call `load()` only when it changed, so the packet path takes no lock.
+// `load()` and `store()` take a mutex, which only writers and readers that
+// saw a change contend for.
 class RulesetHolder {
 public:
     std::shared_ptr<const Ruleset> load() const

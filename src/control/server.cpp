@@ -112,9 +112,9 @@ void discard_input(int fd)
     }
 }
 
-// How long a refused peer's unread input is drained before the socket is
-// closed; draining keeps its read of the error reply from failing with
-// ECONNRESET.
+// Time spent draining a refused peer's unread input before the socket is
+// closed. Draining keeps the peer's read of the error reply from failing
+// with ECONNRESET.
 constexpr std::chrono::milliseconds refused_peer_timeout{100};
 
 void set_timeouts(int fd, std::chrono::milliseconds timeout)

@@ -51,7 +51,7 @@ inline constexpr std::size_t decode_status_count = static_cast<std::size_t>(Deco
 // Stable, snake_case name of a status, for counters and reports.
 std::string_view decode_status_name(DecodeStatus status) noexcept;
 
-// Why a well-formed packet carries no readable ports.
+// Reason that a well-formed packet has no readable ports.
 enum class PortsAbsence : std::uint8_t {
     present = 0,
     no_ports_in_protocol, // ICMP, ESP, GRE, ...: the protocol has no ports
