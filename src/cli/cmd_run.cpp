@@ -16,6 +16,7 @@
 #include "queue/nfqueue.hpp"
 #include "rules/compiler.hpp"
 
+#include <atomic>
 #include <cerrno>
 #include <cinttypes>
 #include <csignal>
@@ -41,6 +42,7 @@ struct RunOptions {
     bool no_hooks = false;
     std::string hook_backend = "auto";
     std::string mode = "packet";
+    std::uint32_t flow_mark = default_cut_mark;
     std::string fail; // empty: the rule file's [daemon] fail, else open
     std::string classifier = "compiled";
     QueueOptions queue_options;
@@ -84,6 +86,9 @@ public:
             config_.backend = result.used; // remove with the backend that installed
         return result;
     }
+
+    bool installed() const noexcept { return installed_; }
+    HookBackend backend() const noexcept { return config_.backend; }
 
     void remove()
     {
@@ -147,6 +152,7 @@ private:
     HookConfig hook_config(const RuleFile& rules) const;
     bool start_control(RuleFile rules);
     nlohmann::json control_status() const;
+    nlohmann::json fail_mode_count(std::uint64_t received) const;
 
     const RunOptions& options_;
     ClassifierKind classifier_kind_ = ClassifierKind::compiled;
@@ -160,6 +166,8 @@ private:
     control::StateLock state_lock_;
     std::unique_ptr<control::ControlService> control_;
     std::unique_ptr<control::ControlServer> control_server_;
+    // Set while the hooks are in place, for the fail-mode counts in `status`.
+    std::atomic<const HookGuard*> hooks_{nullptr};
 };
 
 HookConfig Daemon::hook_config(const RuleFile& rules) const
@@ -170,6 +178,7 @@ HookConfig Daemon::hook_config(const RuleFile& rules) const
     else if (options_.hook_backend == "nft")
         config.backend = HookBackend::nft;
     config.mode = options_.mode == "flow" ? QueueMode::flow : QueueMode::packet;
+    config.flow_mark = options_.flow_mark;
     config.first_queue = options_.queue;
     config.queue_count = options_.queues;
     config.fail_open = fail_open_;
@@ -235,9 +244,12 @@ int Daemon::run()
              fail_mode_name(fail_open_), backend.c_str(), options_.queue_options.copy_range,
              options_.classifier.c_str());
 
+    if (guard.installed())
+        hooks_.store(&guard);
     control_server_->start();
     const bool clean = wait_for_signals(signal_fd.get());
     control_server_->stop();
+    hooks_.store(nullptr);
 
     // Hooks first, so that no new packet is queued while the readers drain.
     guard.remove();
@@ -386,6 +398,31 @@ bool Daemon::start_control(RuleFile rules)
     return true;
 }
 
+// Packets that reached the queue rule but never reached a reader: the kernel
+// passed them (fail open) or dropped them (fail closed) because a queue was
+// full or a netlink message could not be delivered. Counted as the queue
+// rule's packets less those the readers took and those still waiting; the
+// counters are read at slightly different moments, so the figure can be off
+// by the packets in flight. Null when the hooks are not ours or cannot be read.
+nlohmann::json Daemon::fail_mode_count(std::uint64_t received) const
+{
+    const HookGuard* hooks = hooks_.load();
+    if (hooks == nullptr)
+        return nullptr;
+    std::string error;
+    const std::optional<std::uint64_t> reached = read_queue_rule_packets(hooks->backend(), error);
+    if (!reached) {
+        LOG_WARNING("status: cannot read the queue rule counters: %s", error.c_str());
+        return nullptr;
+    }
+    std::uint64_t waiting = 0;
+    for (const auto& reader : readers_) {
+        if (const auto kernel = read_kernel_queue_stats(reader->queue()))
+            waiting += kernel->waiting;
+    }
+    return *reached > received + waiting ? *reached - received - waiting : 0;
+}
+
 // Daemon-wide counters for `portwall status`, summed over the queues.
 nlohmann::json Daemon::control_status() const
 {
@@ -398,6 +435,7 @@ nlohmann::json Daemon::control_status() const
         malformed += c.malformed_total();
         enobufs += c.enobufs.load(std::memory_order_relaxed);
     }
+    const nlohmann::json not_queued = fail_mode_count(packets);
     return {
         {"packets", packets},
         {"accepted", accepted},
@@ -408,6 +446,7 @@ nlohmann::json Daemon::control_status() const
                        std::to_string(options_.queue + options_.queues - 1)},
         {"mode", options_.mode},
         {"fail", fail_mode_name(fail_open_)},
+        {fail_open_ ? "passed_by_fail_open" : "dropped_by_fail_closed", not_queued},
         {"if_daemon_dies", fail_open_ ? "traffic passes (fail open)"
                                           : "traffic stops, except the rule file's admin ports "
                                             "(fail closed)"},
@@ -415,17 +454,17 @@ nlohmann::json Daemon::control_status() const
 }
 
 // In flow mode established connections bypass the queue, so a new rule would
-// not stop one that is already open. Deleting its conntrack entry sends its
-// next packet back to the queue, where the new rules judge it.
+// not stop one that is already open. Marking its conntrack entry sends all
+// its later packets back to the queue, where the rules in force judge them.
 void Daemon::cut_connections(const Ruleset& rules)
 {
-    const ConntrackCutResult cut = cut_dropped_connections(rules);
+    const ConntrackCutResult cut = cut_dropped_connections(rules, options_.flow_mark);
     if (!cut.ok)
         LOG_ERROR("cutting connections that the new rules drop failed: %s", cut.error.c_str());
-    LOG_INFO("conntrack: %zu entries examined, %zu judged, %zu deleted, %zu vanished", cut.examined,
-             cut.judged, cut.deleted, cut.vanished);
+    LOG_INFO("conntrack: %zu entries examined, %zu judged, %zu cut, %zu restored, %zu vanished",
+             cut.examined, cut.judged, cut.cut, cut.restored, cut.vanished);
     for (const std::string& example : cut.examples)
-        LOG_INFO("conntrack: cut %s", example.c_str());
+        LOG_INFO("conntrack: %s", example.c_str());
 }
 
 void Daemon::report_counters() const
@@ -539,6 +578,16 @@ void add_run_command(CLI::App& app, int& exit_status)
                         "packet: queue every packet; flow: queue only packets that conntrack "
                         "does not place in a known connection")
         ->check(CLI::IsMember({"packet", "flow"}))
+        ->capture_default_str();
+    command->add_option("--flow-mark", options->flow_mark,
+                        "flow mode: the conntrack mark bit (one bit, e.g. 0x400000) that sends "
+                        "every packet of a connection cut by a rule change to the queue")
+        ->check([](const std::string& text) {
+            std::uint32_t mark = 0;
+            return CLI::detail::lexical_cast(text, mark) && valid_cut_mark(mark)
+                       ? std::string()
+                       : "must be a number with exactly one bit set, e.g. 0x400000";
+        })
         ->capture_default_str();
     command->add_option("--fail", options->fail,
                         "open: packets pass when no reader takes them (daemon gone or queue "

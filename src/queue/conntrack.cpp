@@ -1,7 +1,7 @@
 // Conntrack cutting through libnetfilter_conntrack: one dump of the table,
-// judging each entry inside the dump callback, then one delete per entry that
-// the rules drop. The deletes wait until the dump has finished, because a
-// handle cannot send a request while it is still reading a dump.
+// judging each entry inside the dump callback, then one mark update per entry
+// whose verdict changed. The updates wait until the dump has finished, because
+// a handle cannot send a request while it is still reading a dump.
 #include "queue/conntrack.hpp"
 
 #include "classify/rule.hpp"
@@ -17,11 +17,18 @@
 namespace portwall {
 namespace {
 
+// An entry whose mark must change: set the bit (cut) or clear it (restore).
+struct MarkChange {
+    nf_conntrack* entry = nullptr; // taken from the dump, freed by us
+    Match match;
+    bool cut = true;
+};
+
 struct CutState {
     const Ruleset* rules = nullptr;
+    std::uint32_t mark_bit = default_cut_mark;
     std::vector<Address> local_addresses;
-    std::vector<nf_conntrack*> doomed; // entries taken from the dump, freed by us
-    std::vector<Match> matches;        // the drop match of each doomed entry
+    std::vector<MarkChange> changes;
     std::size_t examined = 0;
     std::size_t judged = 0;
     bool out_of_memory = false;
@@ -124,38 +131,39 @@ int judge_entry(enum nf_conntrack_msg_type, nf_conntrack* entry, void* data)
     ++state.judged;
 
     const Match match = state.rules->classifier().classify(packet);
-    if (match.action != Action::drop)
+    const bool drop = match.action == Action::drop;
+    const bool marked = (nfct_get_attr_u32(entry, ATTR_MARK) & state.mark_bit) != 0;
+    if (drop == marked)
         return NFCT_CB_CONTINUE;
     try {
-        state.doomed.reserve(state.doomed.size() + 1);
-        state.matches.reserve(state.matches.size() + 1);
+        state.changes.reserve(state.changes.size() + 1);
     } catch (const std::bad_alloc&) {
         state.out_of_memory = true;
         return NFCT_CB_CONTINUE;
     }
-    state.doomed.push_back(entry);
-    state.matches.push_back(match);
+    state.changes.push_back({entry, match, drop});
     return NFCT_CB_STOLEN;
 }
 
-std::string describe_entry(const nf_conntrack* entry, const Match& match, const RuleTable& table)
+std::string describe_change(const MarkChange& change, const RuleTable& table)
 {
     PacketView packet;
-    entry_to_packet(entry, packet);
+    entry_to_packet(change.entry, packet);
+    const Match& match = change.match;
     const int family = packet.family == Family::ipv4 ? AF_INET : AF_INET6;
     char src[INET6_ADDRSTRLEN] = "?";
     char dst[INET6_ADDRSTRLEN] = "?";
     inet_ntop(family, packet.src.bytes.data(), src, sizeof src);
     inet_ntop(family, packet.dst.bytes.data(), dst, sizeof dst);
 
-    std::string text;
+    std::string text = change.cut ? "cut " : "restored ";
     switch (packet.protocol) {
-    case ipproto::tcp: text = "tcp "; break;
-    case ipproto::udp: text = "udp "; break;
-    case ipproto::sctp: text = "sctp "; break;
-    case ipproto::udplite: text = "udplite "; break;
+    case ipproto::tcp: text += "tcp "; break;
+    case ipproto::udp: text += "udp "; break;
+    case ipproto::sctp: text += "sctp "; break;
+    case ipproto::udplite: text += "udplite "; break;
     default:
-        text = "proto ";
+        text += "proto ";
         text += std::to_string(packet.protocol);
         text += ' ';
         break;
@@ -175,39 +183,67 @@ std::string describe_entry(const nf_conntrack* entry, const Match& match, const 
     text += " -> ";
     append_endpoint(dst, packet.dport);
     if (match.is_policy())
-        text += " policy drop";
+        text += change.cut ? " policy drop" : " policy accept";
     else
         text += " rule '" + rule_display_name(table, match.rule) + "'";
     return text;
 }
 
-void delete_doomed(nfct_handle* handle, CutState& state, ConntrackCutResult& result)
+// Send an update that carries only the original tuple and the new mark, so
+// that nothing else of the entry (timeouts, TCP state) is rewritten.
+bool update_mark(nfct_handle* handle, const MarkChange& change, std::uint32_t mark_bit)
 {
-    for (std::size_t i = 0; i < state.doomed.size(); ++i) {
-        nf_conntrack* entry = state.doomed[i];
-        if (nfct_query(handle, NFCT_Q_DESTROY, entry) == 0) {
-            ++result.deleted;
+    nf_conntrack* update = nfct_new();
+    if (update == nullptr)
+        return false;
+    nfct_copy(update, change.entry, NFCT_CP_ORIG);
+    const std::uint32_t mark = nfct_get_attr_u32(change.entry, ATTR_MARK);
+    nfct_set_attr_u32(update, ATTR_MARK, change.cut ? mark | mark_bit : mark & ~mark_bit);
+    const bool updated = nfct_query(handle, NFCT_Q_UPDATE, update) == 0;
+    const int saved = errno;
+    nfct_destroy(update);
+    errno = saved;
+    return updated;
+}
+
+void apply_changes(nfct_handle* handle, CutState& state, ConntrackCutResult& result)
+{
+    for (const MarkChange& change : state.changes) {
+        if (update_mark(handle, change, state.mark_bit)) {
+            ++(change.cut ? result.cut : result.restored);
             if (result.examples.size() < conntrack_cut_max_examples)
-                result.examples.push_back(
-                    describe_entry(entry, state.matches[i], state.rules->table()));
+                result.examples.push_back(describe_change(change, state.rules->table()));
         } else if (errno == ENOENT) {
             ++result.vanished;
         } else if (result.ok) {
             result.ok = false;
-            result.error = std::string("deleting a conntrack entry failed: ") + std::strerror(errno);
+            result.error =
+                std::string("updating the mark of a conntrack entry failed: ") +
+                std::strerror(errno);
         }
-        nfct_destroy(entry);
+        nfct_destroy(change.entry);
     }
-    state.doomed.clear();
+    state.changes.clear();
 }
 
 } // namespace
 
-ConntrackCutResult cut_dropped_connections(const Ruleset& rules)
+bool valid_cut_mark(std::uint32_t mark) noexcept
+{
+    return mark != 0 && (mark & (mark - 1)) == 0;
+}
+
+ConntrackCutResult cut_dropped_connections(const Ruleset& rules, std::uint32_t mark_bit)
 {
     ConntrackCutResult result;
+    if (!valid_cut_mark(mark_bit)) {
+        result.ok = false;
+        result.error = "the conntrack mark must have exactly one bit set";
+        return result;
+    }
     CutState state;
     state.rules = &rules;
+    state.mark_bit = mark_bit;
     if (!read_local_addresses(state.local_addresses)) {
         result.ok = false;
         result.error = std::string("reading local addresses failed: ") + std::strerror(errno);
@@ -229,7 +265,7 @@ ConntrackCutResult cut_dropped_connections(const Ruleset& rules)
         result.error = std::string("dumping the conntrack table failed: ") + std::strerror(errno);
     }
     nfct_callback_unregister(handle);
-    delete_doomed(handle, state, result);
+    apply_changes(handle, state, result);
     nfct_close(handle);
 
     result.examined = state.examined;
@@ -239,13 +275,6 @@ ConntrackCutResult cut_dropped_connections(const Ruleset& rules)
         result.error = "out of memory while listing connections to cut; some were left open";
     }
     return result;
-}
-
-std::size_t cut_dropped_connections(const Ruleset& rules, std::string& error)
-{
-    const ConntrackCutResult result = cut_dropped_connections(rules);
-    error = result.ok ? std::string() : result.error;
-    return result.deleted;
 }
 
 } // namespace portwall

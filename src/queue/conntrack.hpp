@@ -2,42 +2,54 @@
 //
 // In flow mode only the packets that open a connection reach the queue, so a
 // connection accepted under old rules would keep passing in the kernel after
-// a rule change. Deleting its conntrack entry sends its next packet back to
-// the queue, where the new rules judge it. Conntrack classifies that packet as
-// NEW, or as INVALID when nf_conntrack_tcp_loose is 0, and both are queued.
+// a rule change. Deleting its conntrack entry is not enough: if the local end
+// sends next, its packet re-creates the entry with the directions swapped, and
+// the peer's packets then pass as ESTABLISHED without being queued. Instead the
+// entry keeps living and gets a bit in its conntrack mark. The flow-mode hook
+// accepts only unmarked ESTABLISHED traffic, so every packet of a marked
+// connection goes to the queue, where the rules in force judge it. When a later
+// rule change accepts the connection again, the bit is cleared.
 #pragma once
 
 #include "classify/ruleset.hpp"
 
 #include <cstddef>
+#include <cstdint>
 #include <string>
 #include <vector>
 
 namespace portwall {
 
+// The conntrack mark bit that flags a connection whose packets must all be
+// queued. One bit, so that other users of the mark keep the rest of it.
+inline constexpr std::uint32_t default_cut_mark = 0x00400000;
+
 struct ConntrackCutResult {
     bool ok = true;
-    std::string error;      // what failed, with errno text; counts stay valid
+    std::string error;        // what failed, with errno text; counts stay valid
     std::size_t examined = 0; // conntrack entries read from the kernel
     std::size_t judged = 0;   // entries of connections opened from outside this host
-    std::size_t deleted = 0;
-    std::size_t vanished = 0; // entries that expired between the dump and the delete
-    // The first few connections cut, e.g. "tcp 198.18.0.1:40000 -> 198.18.0.2:8080
-    // rule 'block-web'", so the caller can log which rule closed what.
+    std::size_t cut = 0;      // entries that got the mark bit: the rules now drop them
+    std::size_t restored = 0; // entries whose bit was cleared: the rules accept them again
+    std::size_t vanished = 0; // entries that expired between the dump and the update
+    // The first few connections cut or restored, e.g. "cut tcp 198.18.0.1:40000
+    // -> 198.18.0.2:8080 rule 'block-web'", so the caller can log which rule
+    // closed what.
     std::vector<std::string> examples;
 };
 
 inline constexpr std::size_t conntrack_cut_max_examples = 16;
 
-// Walk the conntrack table of the current network namespace and delete every
-// entry whose original direction `rules` now drops. Only connections opened
-// towards a local address by a non-local peer are judged, because only their
-// first packet passed the input hook. Outgoing, forwarded and host-internal
-// connections are left alone. Rule hit counters are not touched.
-ConntrackCutResult cut_dropped_connections(const Ruleset& rules);
+// Walk the conntrack table of the current network namespace, set `mark_bit` on
+// every entry whose original direction `rules` now drops and clear it on every
+// marked entry that `rules` accepts. Only connections opened towards a local
+// address by a non-local peer are judged, because only their first packet
+// passed the input hook. Outgoing, forwarded and host-internal connections are
+// left alone. Rule hit counters are not touched.
+ConntrackCutResult cut_dropped_connections(const Ruleset& rules,
+                                           std::uint32_t mark_bit = default_cut_mark);
 
-// The same, returning the number of deleted entries and filling `error` on
-// failure (empty on success).
-std::size_t cut_dropped_connections(const Ruleset& rules, std::string& error);
+// True when `mark` has exactly one bit set, as the hook rules require.
+bool valid_cut_mark(std::uint32_t mark) noexcept;
 
 } // namespace portwall

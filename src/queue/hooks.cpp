@@ -8,6 +8,7 @@
 #include <cerrno>
 #include <chrono>
 #include <csignal>
+#include <cstdio>
 #include <cstring>
 #include <fcntl.h>
 #include <poll.h>
@@ -213,6 +214,13 @@ std::string queue_range(const HookConfig& config, char separator)
     return std::to_string(config.first_queue) + separator + std::to_string(last);
 }
 
+std::string hex_mark(std::uint32_t mark)
+{
+    char text[16];
+    std::snprintf(text, sizeof text, "0x%x", mark);
+    return text;
+}
+
 bool fail_closed_admin(const HookConfig& config)
 {
     return !config.fail_open && !config.admin_ports.empty();
@@ -260,7 +268,11 @@ std::string iptables_restore_text(const HookConfig& config, bool ipv6, bool inse
     if (config.mode == QueueMode::flow) {
         // NEW, UNTRACKED and INVALID packets go on to the queue, so the rules
         // judge every packet that conntrack cannot place in a known connection.
-        text += "-A PORTWALL -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT\n";
+        // Connections carrying the mark bit are excepted: a rule change drops
+        // them, so each of their packets must meet the rules in the queue.
+        const std::string mark = hex_mark(config.flow_mark);
+        text += "-A PORTWALL -m conntrack --ctstate ESTABLISHED,RELATED -m connmark ! --mark " +
+                mark + "/" + mark + " -j ACCEPT\n";
     }
     text += iptables_queue_rule(config) + "\n";
     if (insert_jump)
@@ -393,6 +405,8 @@ std::string validate(const HookConfig& config)
     if (unsigned{config.first_queue} + config.queue_count - 1u > 65535u)
         return "invalid queue range " + std::to_string(config.first_queue) + " + " +
                std::to_string(config.queue_count) + " queues: queue numbers end at 65535";
+    if (config.flow_mark == 0 || (config.flow_mark & (config.flow_mark - 1)) != 0)
+        return "invalid flow mark " + hex_mark(config.flow_mark) + ": it must be one bit";
     return {};
 }
 
@@ -434,15 +448,18 @@ std::string nft_ruleset_text(const HookConfig& config)
         text += "\t\ttcp dport { " + ports + " } accept\n";
         text += "\t\ticmpv6 type { nd-neighbor-solicit, nd-neighbor-advert } accept\n";
     }
-    if (config.mode == QueueMode::flow)
-        text += "\t\tct state established,related accept\n";
+    if (config.mode == QueueMode::flow) {
+        text += "\t\tct state established,related ct mark & " + hex_mark(config.flow_mark) +
+                " == 0 accept\n";
+    }
 
     std::string flags;
     if (config.fail_open)
         flags = "bypass";
     if (config.queue_count > 1 && config.cpu_fanout)
         flags += flags.empty() ? "fanout" : ",fanout";
-    text += "\t\tqueue ";
+    // The counter tells `status` how many packets reached the queue rule.
+    text += "\t\tcounter queue ";
     if (!flags.empty())
         text += "flags " + flags + " ";
     text += "to ";
@@ -491,6 +508,84 @@ HookResult install_hooks(const HookConfig& config)
                                 ? "requested"
                                 : "automatic: nft cannot load the queue rules, " + nft_error;
     return result;
+}
+
+namespace {
+
+std::string counter_error(const std::vector<std::string>& argv, const CommandResult& result)
+{
+    if (result.exit_code != 0)
+        return command_error(argv, result);
+    std::string text = "'";
+    text += join_command(argv);
+    text += "' listed no queue rule with a counter";
+    return text;
+}
+
+// The number after `word` in `line`, e.g. "-c 12 1400" after "-c ".
+std::optional<std::uint64_t> number_after(std::string_view line, std::string_view word)
+{
+    const std::size_t at = line.find(word);
+    if (at == std::string_view::npos)
+        return std::nullopt;
+    std::uint64_t value = 0;
+    std::size_t i = at + word.size();
+    const std::size_t start = i;
+    for (; i < line.size() && line[i] >= '0' && line[i] <= '9'; ++i)
+        value = value * 10 + static_cast<std::uint64_t>(line[i] - '0');
+    if (i == start)
+        return std::nullopt;
+    return value;
+}
+
+// Sum the counter of every line of `listing` that holds `queue_word`, reading
+// the number after `counter_word`.
+bool sum_queue_counters(std::string_view listing, std::string_view queue_word,
+                        std::string_view counter_word, std::uint64_t& total)
+{
+    bool found = false;
+    while (!listing.empty()) {
+        const std::size_t end = listing.find('\n');
+        const std::string_view line = listing.substr(0, end);
+        listing = end == std::string_view::npos ? std::string_view() : listing.substr(end + 1);
+        if (line.find(queue_word) == std::string_view::npos)
+            continue;
+        const std::optional<std::uint64_t> packets = number_after(line, counter_word);
+        if (!packets)
+            continue;
+        total += *packets;
+        found = true;
+    }
+    return found;
+}
+
+} // namespace
+
+std::optional<std::uint64_t> read_queue_rule_packets(HookBackend used, std::string& error)
+{
+    std::uint64_t total = 0;
+    if (used == HookBackend::nft) {
+        const std::vector<std::string> argv = {"nft", "list", "chain", "inet",
+                                               std::string(nft_table), "input"};
+        const CommandResult listed = run_command(argv);
+        if (listed.exit_code != 0 ||
+            !sum_queue_counters(listed.output, " queue ", "counter packets ", total)) {
+            error = counter_error(argv, listed);
+            return std::nullopt;
+        }
+        return total;
+    }
+    for (const bool ipv6 : {false, true}) {
+        const std::vector<std::string> argv = {iptables_tool(ipv6), "-w", "-S",
+                                               std::string(chain_name), "-v"};
+        const CommandResult listed = run_command(argv);
+        if (listed.exit_code != 0 ||
+            !sum_queue_counters(listed.output, "-j NFQUEUE", "-c ", total)) {
+            error = counter_error(argv, listed);
+            return std::nullopt;
+        }
+    }
+    return total;
 }
 
 HookResult remove_hooks(const HookConfig& config)

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -15,12 +16,16 @@ enum class HookBackend : std::uint8_t { automatic, iptables, nft };
 
 // Which packets go to the queue: every packet, or only those that conntrack
 // does not place in a known connection (states NEW, UNTRACKED and INVALID).
-// In flow mode, ESTABLISHED and RELATED traffic stays in the kernel.
+// In flow mode, ESTABLISHED and RELATED traffic stays in the kernel unless its
+// connection carries `flow_mark` in its conntrack mark (see conntrack.hpp).
 enum class QueueMode : std::uint8_t { packet, flow };
 
 struct HookConfig {
     HookBackend backend = HookBackend::automatic;
     QueueMode mode = QueueMode::packet;
+    // Flow mode: the conntrack mark bit of connections whose every packet is
+    // queued, because a rule change after they opened drops them.
+    std::uint32_t flow_mark = 0x00400000;
     std::uint16_t first_queue = 0;
     std::uint16_t queue_count = 1; // > 1 spreads flows over queues (--queue-balance)
     // With several queues, pick the queue by the CPU that received the packet
@@ -54,6 +59,12 @@ std::string nft_ruleset_text(const HookConfig& config);
 // Either all of them are in place afterwards or none (a partial install is
 // rolled back).
 HookResult install_hooks(const HookConfig& config);
+
+// The packets that reached the queue rule (IPv4 and IPv6 together) since the
+// hooks were installed with `used`, read from the rule counters; nullopt and
+// `error` when they cannot be read. Together with the readers' own counts
+// this tells how many packets the kernel handled by the fail mode.
+std::optional<std::uint64_t> read_queue_rule_packets(HookBackend used, std::string& error);
 
 // Remove what install_hooks put in place. Removing hooks that are not there is
 // not an error, so this is safe to call on every exit path.

@@ -331,8 +331,10 @@ fi
 
 if [ "$section" = flow-cut ]; then
 # --- flow mode: a block cuts connections that are already open -------------
-# Established traffic bypasses the queue in flow mode, so only the deletion of
-# the conntrack entries after the change stops an open connection.
+# Established traffic bypasses the queue in flow mode, so only the conntrack
+# mark set after the change sends an open connection back to the queue. The
+# server echoes, so it sends right after each client line: a deleted entry
+# would be re-created from the server's side and let the client pass.
 start_daemon flow
 for family in 4 6; do
   if [ "$family" = 4 ]; then server=$netns_server_v4; else server="[$netns_server_v6]"; fi
@@ -343,7 +345,7 @@ done
 sleep 0.5
 for family in 4 6; do
   if [ "$family" = 4 ]; then server=$netns_server_v4; else server=$netns_server_v6; fi
-  ip netns exec "$netns_client" python3 "$here/stream.py" session "$server" 7200 4 20 \
+  ip netns exec "$netns_client" python3 "$here/stream.py" session "$server" 7200 12 20 \
     >"$work/session$family" &
   netns_pids+=($!)
 done
@@ -351,20 +353,34 @@ sleep 1.5
 client block 7200/tcp --comment "flow cut" >/dev/null || fail "block 7200/tcp in flow mode failed"
 blocked_at=$(now_ns)
 sleep 3
-grep "conntrack:" "$work/daemon.log" | tail -n 4
+unblocked_at=$(now_ns)
+client unblock 7200/tcp >/dev/null || fail "unblock 7200/tcp in flow mode failed"
+grep "conntrack:" "$work/daemon.log" | tail -n 6
 echo "conntrack entries of port 7200 after the cut:"
 ip netns exec "$netns_server" conntrack -L -p tcp 2>/dev/null | grep 7200 || true
-grep -q "conntrack: .* deleted" "$work/daemon.log" &&
-  pass "flow mode: the daemon cut conntrack entries" ||
-  fail "flow mode: no conntrack cut logged"
+grep -q "conntrack: .* 2 cut" "$work/daemon.log" &&
+  pass "flow mode: the block marked both open connections" ||
+  fail "flow mode: the block did not mark 2 conntrack entries"
+sleep 8 # TCP retransmits with backoff; the next try after the unblock comes within 7 s
+grep -q "conntrack: .* 2 restored" "$work/daemon.log" &&
+  pass "flow mode: the unblock cleared the mark of both connections" ||
+  fail "flow mode: the unblock did not clear 2 marks"
 for family in 4 6; do
-  before=$(awk -v t="$blocked_at" '$2 < t' "$work/session$family" | wc -l)
-  late=$(awk -v t="$blocked_at" -v d="$tolerance_ns" '$2 > t + d' "$work/session$family" | wc -l)
+  # Columns: sequence, time sent, time read back (the reader polls every 20 ms).
+  # Lines sent more than a round trip after the block must not come back
+  # before the unblock.
+  before=$(awk -v t="$blocked_at" '$3 < t' "$work/session$family" | wc -l)
+  during=$(awk -v t="$blocked_at" -v u="$unblocked_at" -v d="$tolerance_ns" \
+    '$2 > t + d && $3 < u' "$work/session$family" | wc -l)
+  after=$(awk -v u="$unblocked_at" '$3 > u' "$work/session$family" | wc -l)
   [ "$before" -gt 0 ] &&
     pass "flow mode: IPv$family connection echoed before the block ($before lines)" ||
     fail "flow mode: IPv$family connection did not echo before the block"
-  [ "$late" -eq 0 ] && pass "flow mode: the open IPv$family connection stopped at the block" ||
-    fail "flow mode: $late lines sent on the open IPv$family connection after the block were echoed"
+  [ "$during" -eq 0 ] && pass "flow mode: the open IPv$family connection stopped at the block" ||
+    fail "flow mode: $during lines were echoed on the open IPv$family connection while blocked"
+  [ "$after" -gt 0 ] &&
+    pass "flow mode: the IPv$family connection flows again after the unblock ($after lines)" ||
+    fail "flow mode: the IPv$family connection did not recover after the unblock"
 done
 stop_daemon
 fi

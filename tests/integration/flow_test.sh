@@ -197,10 +197,10 @@ dport = 9001
 EOF
 kill -HUP "$daemon_pid"
 wait_log "info: reloaded"
-wait_log "conntrack: .* deleted"
-deleted=$(sed -n 's/.*conntrack: .* \([0-9]*\) deleted.*/\1/p' "$work/daemon.log" | tail -1)
-[ "${deleted:-0}" -ge 2 ] ||
-  fail "the reload deleted ${deleted:-no} conntrack entries, expected 2 (IPv4 and IPv6 streams)"
+wait_log "conntrack: .* cut,"
+cut=$(sed -n 's/.*conntrack: .* \([0-9]*\) cut,.*/\1/p' "$work/daemon.log" | tail -1)
+[ "${cut:-0}" -ge 2 ] ||
+  fail "the reload marked ${cut:-no} conntrack entries, expected 2 (IPv4 and IPv6 streams)"
 grep -q "conntrack: cut tcp 198.18.0.1:[0-9]* -> 198.18.0.2:7000 rule 'block-stream'" \
   "$work/daemon.log" || fail "no log line names the cut IPv4 connection and its rule"
 grep -q "conntrack: cut tcp \[2001:db8::1\]:[0-9]* -> \[2001:db8::2\]:7000 rule 'block-stream'" \

@@ -43,13 +43,15 @@ TEST_CASE("iptables text for packet mode, one queue, fail open")
     }
 }
 
-TEST_CASE("iptables text for flow mode accepts established first")
+TEST_CASE("iptables text for flow mode accepts unmarked established first")
 {
     HookConfig config;
     config.mode = QueueMode::flow;
     const std::string text = iptables_ruleset_text(config, false);
+    // Connections cut by a rule change carry the mark and keep being queued.
     const std::size_t established =
-        text.find("-A PORTWALL -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT\n");
+        text.find("-A PORTWALL -m conntrack --ctstate ESTABLISHED,RELATED -m connmark ! --mark "
+                  "0x400000/0x400000 -j ACCEPT\n");
     const std::size_t queue = text.find("-j NFQUEUE");
     REQUIRE(established != std::string::npos);
     REQUIRE(queue != std::string::npos);
@@ -57,6 +59,21 @@ TEST_CASE("iptables text for flow mode accepts established first")
     // NEW, UNTRACKED and INVALID are not matched, so they fall through to the queue.
     CHECK_FALSE(contains(text, "INVALID"));
     CHECK_FALSE(contains(text, "NEW"));
+
+    config.flow_mark = 0x10;
+    CHECK(contains(iptables_ruleset_text(config, true), "! --mark 0x10/0x10 -j ACCEPT\n"));
+}
+
+TEST_CASE("a flow mark of other than one bit is refused before any command runs")
+{
+    HookConfig config;
+    config.mode = QueueMode::flow;
+    for (const std::uint32_t mark : {0u, 3u, 0x80000001u}) {
+        config.flow_mark = mark;
+        const HookResult result = install_hooks(config);
+        CHECK_FALSE(result.ok);
+        CHECK(contains(result.error, "invalid flow mark"));
+    }
 }
 
 TEST_CASE("iptables text for several queues balances them")
@@ -125,20 +142,20 @@ TEST_CASE("nft text replaces its own table only")
     CHECK(contains(text, "iifname \"lo\" accept\n"));
     CHECK(contains(text, "tcp dport { 22, 443 } accept\n"));
     CHECK(contains(text, "icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert } accept\n"));
-    CHECK(contains(text, "ct state established,related accept\n"));
-    CHECK(contains(text, "\t\tqueue to 0-1\n"));
+    CHECK(contains(text, "ct state established,related ct mark & 0x400000 == 0 accept\n"));
+    CHECK(contains(text, "\t\tcounter queue to 0-1\n"));
     CHECK(text.find("ct state") < text.find("queue to"));
 }
 
 TEST_CASE("nft text queue flags")
 {
     HookConfig config;
-    CHECK(contains(nft_ruleset_text(config), "\t\tqueue flags bypass to 0\n"));
+    CHECK(contains(nft_ruleset_text(config), "\t\tcounter queue flags bypass to 0\n"));
     config.queue_count = 2;
     config.cpu_fanout = true;
-    CHECK(contains(nft_ruleset_text(config), "\t\tqueue flags bypass,fanout to 0-1\n"));
+    CHECK(contains(nft_ruleset_text(config), "\t\tcounter queue flags bypass,fanout to 0-1\n"));
     config.fail_open = false;
-    CHECK(contains(nft_ruleset_text(config), "\t\tqueue flags fanout to 0-1\n"));
+    CHECK(contains(nft_ruleset_text(config), "\t\tcounter queue flags fanout to 0-1\n"));
 }
 
 TEST_CASE("install rejects an invalid queue range before any command")
