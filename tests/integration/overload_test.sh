@@ -105,6 +105,33 @@ flood() { # $1 address, $2 ports, $3 count
 
 value() { sed -n "s/.* $1=\([0-9]*\).*/\1/p" <<<"$2" | head -n 1; }
 
+# $1: a key of `portwall status --json`'s daemon object, $2: an expected
+# count. The status figure is the queue rule's counter less what the reader
+# took, so it may differ by the few packets (neighbour discovery) that
+# arrive between the two reads.
+check_fail_count() {
+  local status
+  status=$("$portwall" status --json --socket "$work/portwall.sock") ||
+    { fail "portwall status failed"; return; }
+  python3 -c '
+import json, sys
+key, expected = sys.argv[1], int(sys.argv[2])
+daemon = json.loads(sys.argv[3])["daemon"]
+got = daemon.get(key)
+print(f"status: {key}={got}, expected about {expected}")
+if not isinstance(got, int) or abs(got - expected) > 5:
+    sys.exit(1)' "$1" "$2" "$status" ||
+    fail "status does not count what the fail mode did ($1, see above)"
+}
+
+# The kernel queue counters as `portwall status --json` reports them, summed.
+kernel_lost_now() {
+  "$portwall" status --json --socket "$work/portwall.sock" | python3 -c '
+import json, sys
+queues = json.load(sys.stdin)["kernel"]["queues"]
+print(sum(q["dropped_queue_full"] + q["dropped_send_failed"] for q in queues))'
+}
+
 # Check the exit report: nothing waits in the kernel, and the reader judged
 # every packet the kernel delivered (ids handed out minus failed deliveries).
 check_every_packet_judged() {
@@ -141,6 +168,7 @@ sleep 0.5
 kill -0 "$daemon_pid" 2>/dev/null || fail "daemon died under overload"
 [ "$(netns_probe tcp 4 9000)" = "tcp 9000" ] || fail "TCP to 9000 does not pass after the overload"
 [ "$(netns_probe tcp 6 9000)" = "tcp 9000" ] || fail "TCP/IPv6 to 9000 does not pass after the overload"
+check_fail_count dropped_by_fail_closed "$(kernel_lost_now)"
 stop_daemon
 kernel=$(grep "queue 0 kernel:" "$work/daemon.log" || true)
 counters=$(grep "queue 0 counters:" "$work/daemon.log" || true)
@@ -166,6 +194,10 @@ sent=$(flood "$netns_server_v4" 5000 3000)
 kill -CONT "$daemon_pid"
 wait "$counter_pid" || true
 received=$(cat "$work/received")
+sink_hits=$("$portwall" list --json --socket "$work/portwall.sock" | python3 -c '
+import json, sys
+print(next(r["packets"] for r in json.load(sys.stdin)["rules"] if r["name"] == "sink"))')
+check_fail_count passed_by_fail_open "$((received - sink_hits))"
 stop_daemon
 judged=$(sed -n 's/.*rule sink (accept): packets=\([0-9]*\).*/\1/p' "$work/daemon.log")
 kernel=$(grep "queue 0 kernel:" "$work/daemon.log" || true)
