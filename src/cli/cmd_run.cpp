@@ -41,7 +41,9 @@ struct RunOptions {
     std::uint16_t queues = 1;
     bool no_hooks = false;
     std::string hook_backend = "auto";
-    std::string mode = "packet";
+    // Flow mode is the default: established traffic stays in the kernel, and
+    // a rule change still cuts the connections it drops (conntrack.hpp).
+    std::string mode = "flow";
     std::uint32_t flow_mark = default_cut_mark;
     std::string fail; // empty: the rule file's [daemon] fail, else open
     std::string classifier = "compiled";
@@ -228,7 +230,11 @@ int Daemon::run()
     if (!options_.no_hooks) {
         const HookResult installed = guard.install();
         if (!installed.ok) {
-            LOG_ERROR("installing the hooks failed: %s", installed.error.c_str());
+            LOG_ERROR("installing the hooks failed: %s%s", installed.error.c_str(),
+                      hooks.mode == QueueMode::flow
+                          ? " (flow mode needs conntrack and connmark matching; --mode packet "
+                            "needs neither)"
+                          : "");
             stop_readers();
             return 1;
         }
@@ -575,8 +581,9 @@ void add_run_command(CLI::App& app, int& exit_status)
         ->check(CLI::IsMember({"auto", "iptables", "nft"}))
         ->capture_default_str();
     command->add_option("--mode", options->mode,
-                        "packet: queue every packet; flow: queue only packets that conntrack "
-                        "does not place in a known connection")
+                        "flow: queue only packets that conntrack does not place in a known "
+                        "connection, and send connections that a rule change drops back to the "
+                        "queue; packet: queue every packet (no conntrack needed)")
         ->check(CLI::IsMember({"packet", "flow"}))
         ->capture_default_str();
     command->add_option("--flow-mark", options->flow_mark,
