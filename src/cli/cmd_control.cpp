@@ -55,8 +55,8 @@ std::optional<control::Reply> apply_offline(const ClientOptions& options,
     }
 
     control::ControlService service(nullptr, options.state_dir, ClassifierKind::linear);
-    if (!service.start(std::move(file), options.rules_file, control::load_state(options.state_dir),
-                       error))
+    if (!service.start_offline(std::move(file), options.rules_file,
+                               control::load_state(options.state_dir), error))
         return std::nullopt;
     return service.handle(request);
 }

@@ -170,6 +170,8 @@ std::string format_rules_report(const json& report)
                       static_cast<unsigned long long>(rule.value("packets", 0ull)),
                       static_cast<unsigned long long>(rule.value("bytes", 0ull)), origin.c_str());
         text += line;
+        if (rule.contains("error"))
+            text += "        error: " + rule["error"].get<std::string>() + "\n";
     }
     const json& policy = report["policy"];
     std::snprintf(line, sizeof line, "%4s  %-6s %-14s %-12s %-22s %-22s %12llu %14llu  %s\n", "-",
@@ -178,6 +180,9 @@ std::string format_rules_report(const json& report)
                   static_cast<unsigned long long>(policy.value("bytes", 0ull)),
                   "policy (no rule matched)");
     text += line;
+    if (report.contains("error"))
+        text += "error: these rules do not build, so the daemon will not start with them: " +
+                report["error"].get<std::string>() + "\n";
     return text;
 }
 

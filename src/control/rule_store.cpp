@@ -32,8 +32,12 @@ bool canonical_terms(std::vector<std::string>& terms, std::string& error)
     return true;
 }
 
+// Expands `terms` into `out`. A set the file does not define fails with
+// `error`, unless `missing_sets` is given: then its name is appended there
+// and the term is left out, for listings of a state that no longer builds.
 bool resolve_terms(const std::vector<std::string>& terms, const SetMap& sets,
-                   std::vector<Prefix>& out, std::string& error)
+                   std::vector<Prefix>& out, std::string& error,
+                   std::vector<std::string>* missing_sets = nullptr)
 {
     for (const std::string& text : terms) {
         const Parsed<AddressTerm> term = parse_address_term(text);
@@ -46,6 +50,10 @@ bool resolve_terms(const std::vector<std::string>& terms, const SetMap& sets,
             continue;
         }
         const auto set = sets.find(term.value->set_name);
+        if (set == sets.end() && missing_sets != nullptr) {
+            missing_sets->push_back("@" + term.value->set_name);
+            continue;
+        }
         if (set == sets.end()) {
             error = "set @" + term.value->set_name + " is not defined in the rule file";
             return false;
@@ -82,7 +90,10 @@ std::optional<RuleSpec> canonical_rule_spec(const RuleSpec& spec, std::string& e
     return canonical;
 }
 
-std::optional<Rule> resolve_rule_spec(const RuleSpec& spec, const SetMap& sets, std::string& error)
+namespace {
+
+std::optional<Rule> resolve_rule(const RuleSpec& spec, const SetMap& sets, std::string& error,
+                                 std::vector<std::string>* missing_sets)
 {
     Rule rule;
     rule.name = spec.name;
@@ -104,10 +115,17 @@ std::optional<Rule> resolve_rule_spec(const RuleSpec& spec, const SetMap& sets, 
         else
             rule.protocols = port_protocols();
     }
-    if (!resolve_terms(spec.from, sets, rule.src, error) ||
-        !resolve_terms(spec.to, sets, rule.dst, error))
+    if (!resolve_terms(spec.from, sets, rule.src, error, missing_sets) ||
+        !resolve_terms(spec.to, sets, rule.dst, error, missing_sets))
         return std::nullopt;
     return rule;
+}
+
+} // namespace
+
+std::optional<Rule> resolve_rule_spec(const RuleSpec& spec, const SetMap& sets, std::string& error)
+{
+    return resolve_rule(spec, sets, error, nullptr);
 }
 
 void RuleStore::set_file(RuleFile file, std::string file_path)
@@ -144,11 +162,36 @@ std::optional<RuleTable> RuleStore::build(const std::vector<RuleSpec>& cli_rules
         }
         std::optional<Rule> rule = resolve_rule_spec(spec, file_.sets, error);
         if (!rule) {
-            // TODO: `portwall delete --offline` builds this same table and fails
-            // with this error too, so restoring the set is the only fix offered.
-            error = where + error + "; restore it in " + file_path_ +
-                    " to start with this rule in force";
+            error = where + error + "; restore the set in " + file_path_ +
+                    " or delete this CLI rule";
             return std::nullopt;
+        }
+        table.rules.push_back(std::move(*rule));
+    }
+    table.rules.insert(table.rules.end(), file_.table.rules.begin(), file_.table.rules.end());
+    return table;
+}
+
+RuleTable RuleStore::build_listing(std::vector<std::string>& problems) const
+{
+    RuleTable table;
+    table.policy = file_.table.policy;
+    problems.assign(cli_rules_.size(), std::string());
+    for (std::size_t i = 0; i < cli_rules_.size(); ++i) {
+        std::vector<std::string> missing;
+        std::string error;
+        std::optional<Rule> rule = resolve_rule(cli_rules_[i], file_.sets, error, &missing);
+        if (!rule) {
+            // Saved rules passed canonical_rule_spec at load, so only a set
+            // can be missing. The rule stays visible all the same.
+            problems[i] = error;
+            rule = Rule{};
+            rule->action = cli_rules_[i].action;
+            rule->origin.kind = RuleOrigin::Kind::cli;
+        }
+        for (const std::string& set : missing) {
+            problems[i] += problems[i].empty() ? "" : "; ";
+            problems[i] += "set " + set + " is not defined in the rule file";
         }
         table.rules.push_back(std::move(*rule));
     }

@@ -51,6 +51,12 @@ public:
     std::optional<RuleTable> build(const std::vector<RuleSpec>& cli_rules,
                                    std::string& error) const;
 
+    // Build the merged table for a listing even when CLI rules refer to sets
+    // the file no longer defines. Such a reference is left out of the rule,
+    // and `problems[i]` names what CLI rule i lacks ("" when nothing). The
+    // table is for display only, because a rule without its set matches more.
+    RuleTable build_listing(std::vector<std::string>& problems) const;
+
 private:
     RuleFile file_;
     std::string file_path_;

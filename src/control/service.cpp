@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <ctime>
+#include <filesystem>
 #include <unistd.h>
 
 namespace portwall::control {
@@ -130,6 +131,34 @@ void carry_unnamed_counters(const Ruleset& previous, const std::vector<RuleSpec>
     }
 }
 
+bool removes_rules(Command command)
+{
+    return command == Command::remove || command == Command::unblock;
+}
+
+// Quotes `text` for a POSIX shell when it contains a character that paths
+// rarely have, so that a command in a message can be pasted as is.
+std::string shell_word(const std::string& text)
+{
+    const bool plain = !text.empty() && text.find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                                               "abcdefghijklmnopqrstuvwxyz"
+                                                               "0123456789_./:@%+=,-") ==
+                                            std::string::npos;
+    if (plain)
+        return text;
+    std::string quoted = "'";
+    for (const char c : text)
+        quoted += c == '\'' ? std::string("'\\''") : std::string(1, c);
+    return quoted + "'";
+}
+
+std::string absolute_path(const std::string& path)
+{
+    std::error_code code;
+    const std::filesystem::path absolute = std::filesystem::absolute(path, code);
+    return code ? path : absolute.lexically_normal().string();
+}
+
 } // namespace
 
 ControlService::ControlService(RulesetHolder* holder, std::string state_dir, ClassifierKind kind)
@@ -143,8 +172,7 @@ void ControlService::set_hooks(ServiceHooks hooks)
     hooks_ = std::move(hooks);
 }
 
-bool ControlService::start(RuleFile file, const std::string& file_path, const StateLoad& state,
-                           std::string& error)
+bool ControlService::check_state(const StateLoad& state, std::string& error) const
 {
     if (!state.ok()) {
         error = "the state file is corrupt, so portwall will not start with rules it did not "
@@ -165,11 +193,46 @@ bool ControlService::start(RuleFile file, const std::string& file_path, const St
             return false;
         }
     }
+    return true;
+}
+
+// The start error for the first saved rule that names a set the file lacks,
+// or "" when every set is defined. It names the state file's line, the rule,
+// the set, and the command that removes the rule with the daemon stopped.
+std::string ControlService::unresolved_rule_error(const RuleStore& store,
+                                                  const StateLoad& state) const
+{
+    for (std::size_t i = 0; i < state.rules.size(); ++i) {
+        std::string problem;
+        if (resolve_rule_spec(state.rules[i], store.file().sets, problem))
+            continue;
+        const RuleSpec& spec = state.rules[i];
+        const std::string target = spec.name.empty() ? std::to_string(i + 1) : spec.name;
+        const std::string rules_file = absolute_path(store.file_path());
+        return state_file_path(state_dir_) + ":" + std::to_string(state.lines[i]) +
+               ":1: error: CLI rule " + std::to_string(i + 1) + " (" + describe_rule_spec(spec) +
+               "): " + problem + " (" + rules_file +
+               "), so portwall will not start with this rule changed or left out\n" +
+               "restore the set in " + rules_file + ", or remove the rule with:\n" +
+               "  portwall delete " + shell_word(target) + " --offline --state-dir " +
+               shell_word(absolute_path(state_dir_)) + " --rules " + shell_word(rules_file);
+    }
+    return "";
+}
+
+bool ControlService::start(RuleFile file, const std::string& file_path, const StateLoad& state,
+                           std::string& error)
+{
+    if (!check_state(state, error))
+        return false;
 
     std::lock_guard lock(mutex_);
     RuleStore store;
     store.set_file(std::move(file), file_path);
     store.set_cli_rules(state.rules);
+    error = unresolved_rule_error(store, state);
+    if (!error.empty())
+        return false;
     std::optional<RuleTable> table = store.build(error);
     if (!table) {
         error = state_file_path(state_dir_) + ": " + error;
@@ -179,6 +242,23 @@ bool ControlService::start(RuleFile file, const std::string& file_path, const St
     publish(std::move(*table), {}, false);
     LOG_INFO("control: loaded %zu rules from %s and %zu from %s", store_.file().table.rules.size(),
              file_path.c_str(), store_.cli_rules().size(), state_file_path(state_dir_).c_str());
+    return true;
+}
+
+bool ControlService::start_offline(RuleFile file, const std::string& file_path,
+                                   const StateLoad& state, std::string& error)
+{
+    if (holder_ != nullptr) {
+        error = "an offline start needs a service that publishes nothing";
+        return false;
+    }
+    if (!check_state(state, error))
+        return false;
+
+    std::lock_guard lock(mutex_);
+    store_.set_file(std::move(file), file_path);
+    store_.set_cli_rules(state.rules);
+    offline_ = true;
     return true;
 }
 
@@ -309,11 +389,14 @@ Reply ControlService::apply_change(const Request& request)
     if (!edit)
         return failure(error);
     std::optional<RuleTable> table = store_.build(edit->rules, error);
+    std::string old_error;
+    std::optional<RuleTable> old_table = store_.build(old_error);
+    if (!old_table && offline_ && removes_rules(request.command))
+        return remove_unbuilt(request, *edit, table.has_value() ? "" : error);
     if (!table)
         return failure(error);
-    std::optional<RuleTable> old_table = store_.build(error);
     if (!old_table)
-        return failure("the rules in force no longer build: " + error);
+        return failure("the rules in force no longer build: " + old_error);
 
     const std::string lockout = check_lockout(request, *old_table, *table);
     if (!lockout.empty())
@@ -356,6 +439,28 @@ Reply ControlService::apply_change(const Request& request)
         true,
         message,
         {{"change", edit->description}, {"generation", generation_}, {"rules", rule_count}}};
+}
+
+// An offline `delete` or `unblock` in a state whose rules do not build, the
+// repair that unresolved_rule_error() offers. No daemon runs with these
+// rules, so there is no connection for the anti-lockout check to keep.
+// `still_broken` is the build error after the change, "" when it builds.
+Reply ControlService::remove_unbuilt(const Request& request, const Edit& edit,
+                                     const std::string& still_broken)
+{
+    std::string message = edit.description;
+    if (!still_broken.empty())
+        message += "; the saved rules still do not build: " + still_broken;
+    if (request.dry_run)
+        return Reply{true, "dry run, nothing changed: would have " + message,
+                     {{"dry_run", true}, {"change", edit.description}}};
+
+    std::string error;
+    if (!save_state(state_dir_, edit.rules, error))
+        return failure("change not applied: " + error);
+    store_.set_cli_rules(edit.rules);
+    ++generation_;
+    return Reply{true, message, {{"change", edit.description}, {"builds", still_broken.empty()}}};
 }
 
 Reply ControlService::confirm_change()
@@ -412,10 +517,22 @@ Reply ControlService::list_rules() const
         return Reply{true, "", std::move(data)};
     }
     std::string error;
-    std::optional<RuleTable> table = store_.build(error);
-    if (!table)
+    if (std::optional<RuleTable> table = store_.build(error))
+        return Reply{true, "", rules_report(*table, store_.cli_rules(), nullptr)};
+    if (!offline_)
         return failure(error);
-    return Reply{true, "", rules_report(*table, store_.cli_rules(), nullptr)};
+
+    // Offline, the saved rules are listed even when they stop the daemon,
+    // so that the admin can find the rule to delete.
+    std::vector<std::string> problems;
+    const RuleTable listing = store_.build_listing(problems);
+    json data = rules_report(listing, store_.cli_rules(), nullptr);
+    for (std::size_t i = 0; i < problems.size(); ++i) {
+        if (!problems[i].empty())
+            data["rules"][i]["error"] = problems[i];
+    }
+    data["error"] = error;
+    return Reply{true, "", std::move(data)};
 }
 
 Reply ControlService::report_status() const

@@ -51,6 +51,13 @@ public:
     bool start(RuleFile file, const std::string& file_path, const StateLoad& state,
                std::string& error);
 
+    // Load the rules for an `--offline` edit. Unlike start(), a CLI rule that
+    // names a set the file no longer defines is accepted, so that `delete`,
+    // `unblock` and `list` can repair a state that stops the daemon. Adding
+    // rules still needs every rule to build. Needs a service with no holder.
+    bool start_offline(RuleFile file, const std::string& file_path, const StateLoad& state,
+                       std::string& error);
+
     // Replace the rule file's rules (SIGHUP), keeping the CLI rules. On
     // failure the old rules stay in force.
     bool reload_file(RuleFile file, const std::string& file_path, std::string& error);
@@ -77,8 +84,12 @@ private:
         std::string description;     // "added rule 3: drop 3306/tcp"
     };
 
+    bool check_state(const StateLoad& state, std::string& error) const;
+    std::string unresolved_rule_error(const RuleStore& store, const StateLoad& state) const;
     std::optional<Edit> edit_rules(const Request& request, std::string& error) const;
     Reply apply_change(const Request& request);
+    Reply remove_unbuilt(const Request& request, const Edit& edit,
+                         const std::string& still_broken);
     Reply list_rules() const;
     Reply report_status() const;
     Reply confirm_change();
@@ -100,6 +111,7 @@ private:
     RuleStore store_;
     std::uint64_t generation_ = 0;
     std::optional<PendingConfirm> pending_;
+    bool offline_ = false; // started by start_offline()
 };
 
 } // namespace portwall::control

@@ -3,6 +3,7 @@
 // applying requests to a RulesetHolder.
 #include "control/kernel_queue.hpp"
 #include "control/lockout.hpp"
+#include "control/report.hpp"
 #include "control/protocol.hpp"
 #include "control/rule_store.hpp"
 #include "control/server.hpp"
@@ -66,6 +67,14 @@ PacketView tcp_packet(const char* source, const char* destination, std::uint16_t
     std::optional<PacketView> packet = parse_ssh_connection(text, error);
     REQUIRE_MESSAGE(packet, error);
     return *packet;
+}
+
+nlohmann::json json_array(std::initializer_list<const char*> items)
+{
+    nlohmann::json array = nlohmann::json::array();
+    for (const char* item : items)
+        array.push_back(item);
+    return array;
 }
 
 Request change(Command command, Action action, const std::string& port,
@@ -526,7 +535,153 @@ admins = ["198.18.0.8/29", "2001:db8:8::/48"]
     CHECK_FALSE(store.build(error));
     // The message says how to get the daemon going again.
     CHECK(error == "CLI rule 1 (accept 22/tcp from @admins): set @admins is not defined in the "
-                   "rule file; restore it in test.toml to start with this rule in force");
+                   "rule file; restore the set in test.toml or delete this CLI rule");
+}
+
+constexpr const char* file_with_admins = R"(
+[policy]
+input = "accept"
+
+[sets]
+admins = ["198.18.0.8/29", "2001:db8:8::/48"]
+)";
+
+// Saves `rules` as the state, as `portwall allow ... --offline` would.
+void save_rules(const std::string& dir, const std::vector<RuleSpec>& rules)
+{
+    std::string error;
+    REQUIRE_MESSAGE(save_state(dir, rules, error), error);
+}
+
+RuleSpec spec(Action action, const std::string& port, std::vector<std::string> from,
+              const std::string& name = "")
+{
+    RuleSpec rule;
+    rule.action = action;
+    rule.port = port;
+    rule.from = std::move(from);
+    rule.name = name;
+    return rule;
+}
+
+TEST_CASE("missing set start error names the repair")
+{
+    TemporaryDir dir;
+    save_rules(dir.path, {spec(Action::drop, "25/tcp", {}),
+                          spec(Action::accept, "22/tcp", {"@admins"})});
+    const std::string rules_file = std::filesystem::current_path() / "test.toml";
+
+    RulesetHolder holder;
+    ControlService daemon(&holder, dir.path, ClassifierKind::linear);
+    std::string error;
+    CHECK_FALSE(daemon.start(compile_ok("[policy]\ninput = \"accept\"\n"), "test.toml",
+                             load_state(dir.path), error));
+    CHECK(holder.load() == nullptr);
+    // The state file's line 3 contains CLI rule 2, after the header and rule 1.
+    CHECK(error == state_file_path(dir.path) +
+                       ":3:1: error: CLI rule 2 (accept 22/tcp from @admins): set @admins is not "
+                       "defined in the rule file (" + rules_file +
+                       "), so portwall will not start with this rule changed or left out\n"
+                       "restore the set in " + rules_file + ", or remove the rule with:\n"
+                       "  portwall delete 2 --offline --state-dir " + dir.path + " --rules " +
+                       rules_file);
+
+    // A named rule is removed by its name, which later deletions do not shift.
+    save_rules(dir.path, {spec(Action::accept, "22/tcp", {"@admins"}, "admin-ssh")});
+    CHECK_FALSE(daemon.start(compile_ok("[policy]\ninput = \"accept\"\n"), "test.toml",
+                             load_state(dir.path), error));
+    CHECK(error.find("\n  portwall delete admin-ssh --offline --state-dir ") != std::string::npos);
+}
+
+TEST_CASE("offline delete repairs a missing set")
+{
+    TemporaryDir dir;
+    save_rules(dir.path, {spec(Action::drop, "25/tcp", {}),
+                          spec(Action::accept, "22/tcp", {"@admins"}),
+                          spec(Action::drop, "23/tcp", {"@admins", "198.18.0.9"})});
+    const char* without_set = "[policy]\ninput = \"accept\"\n";
+
+    ControlService offline(nullptr, dir.path, ClassifierKind::linear);
+    std::string error;
+    REQUIRE_MESSAGE(offline.start_offline(compile_ok(without_set), "test.toml",
+                                          load_state(dir.path), error),
+                    error);
+
+    // The listing shows every saved rule and which ones lack their set.
+    Request list;
+    list.command = Command::list;
+    Reply reply = offline.handle(list);
+    REQUIRE_MESSAGE(reply.ok, reply.message);
+    REQUIRE(reply.data["rules"].size() == 3);
+    CHECK_FALSE(reply.data["rules"][0].contains("error"));
+    CHECK(reply.data["rules"][1]["error"] == "set @admins is not defined in the rule file");
+    CHECK(reply.data["rules"][1]["src"] == json_array({"@admins"}));
+    CHECK(reply.data["rules"][2]["error"] == "set @admins is not defined in the rule file");
+    CHECK(format_rules_report(reply.data).find(
+              "        error: set @admins is not defined in the rule file\n") !=
+          std::string::npos);
+
+    // Adding a rule still needs every rule to build.
+    reply = offline.handle(change(Command::block, Action::drop, "80/tcp"));
+    CHECK_FALSE(reply.ok);
+    CHECK(reply.message.find("CLI rule 2 (accept 22/tcp from @admins): set @admins") == 0);
+    CHECK(load_state(dir.path).rules.size() == 3);
+
+    Request remove;
+    remove.command = Command::remove;
+    remove.target = "2";
+    remove.dry_run = true;
+    reply = offline.handle(remove);
+    CHECK_MESSAGE(reply.ok, reply.message);
+    CHECK(load_state(dir.path).rules.size() == 3);
+
+    remove.dry_run = false;
+    reply = offline.handle(remove);
+    CHECK_MESSAGE(reply.ok, reply.message);
+    CHECK(reply.message.find("deleted rule 2: accept 22/tcp from @admins; the saved rules still "
+                             "do not build: CLI rule 2 (drop 23/tcp from @admins,198.18.0.9)") ==
+          0);
+    REQUIRE(load_state(dir.path).rules.size() == 2);
+
+    // unblock takes the other broken rule by its match.
+    reply = offline.handle(change(Command::unblock, Action::drop, "23/tcp",
+                                  {"@admins", "198.18.0.9"}));
+    CHECK_MESSAGE(reply.ok, reply.message);
+    CHECK(reply.message == "removed 1 CLI rule(s): drop 23/tcp from @admins,198.18.0.9");
+    const StateLoad repaired = load_state(dir.path);
+    REQUIRE(repaired.rules.size() == 1);
+    CHECK(repaired.rules[0].port == "25/tcp");
+
+    // The repaired state starts the daemon.
+    RulesetHolder holder;
+    ControlService daemon(&holder, dir.path, ClassifierKind::linear);
+    CHECK_MESSAGE(daemon.start(compile_ok(without_set), "test.toml", repaired, error), error);
+    CHECK(holder.load()->evaluate(tcp_packet("198.18.0.1", "198.18.0.2", 25)).action ==
+          Action::drop);
+    CHECK(holder.load()->evaluate(tcp_packet("2001:db8::1", "2001:db8::2", 25)).action ==
+          Action::drop);
+}
+
+TEST_CASE("offline start with sets builds normally")
+{
+    TemporaryDir dir;
+    save_rules(dir.path, {spec(Action::accept, "22/tcp", {"@admins"})});
+    ControlService offline(nullptr, dir.path, ClassifierKind::linear);
+    std::string error;
+    REQUIRE(offline.start_offline(compile_ok(file_with_admins), "test.toml", load_state(dir.path),
+                                  error));
+    Request list;
+    list.command = Command::list;
+    const Reply reply = offline.handle(list);
+    REQUIRE(reply.ok);
+    CHECK_FALSE(reply.data.contains("error"));
+    CHECK_FALSE(reply.data["rules"][0].contains("error"));
+    CHECK(offline.handle(change(Command::block, Action::drop, "80/tcp")).ok);
+
+    RulesetHolder holder;
+    ControlService daemon(&holder, dir.path, ClassifierKind::linear);
+    CHECK_FALSE(daemon.start_offline(compile_ok(file_with_admins), "test.toml",
+                                     load_state(dir.path), error));
 }
 
 TEST_CASE("service keeps counters of unnamed rules across changes")
