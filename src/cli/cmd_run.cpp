@@ -86,11 +86,26 @@ public:
         installed_ = result.ok;
         if (result.ok)
             config_.backend = result.used; // remove with the backend that installed
+        backend_ = config_.backend;
         return result;
     }
 
     bool installed() const noexcept { return installed_; }
-    HookBackend backend() const noexcept { return config_.backend; }
+    // Safe from the control thread: only install() writes it, before that
+    // thread may look.
+    HookBackend backend() const noexcept { return backend_; }
+    const HookConfig& config() const noexcept { return config_; }
+
+    // Swap the installed hooks for `next` (reload). On failure the old hooks
+    // stay in force.
+    HookResult replace(HookConfig next)
+    {
+        next.backend = config_.backend;
+        HookResult result = replace_hooks(config_, next);
+        if (result.ok)
+            config_ = std::move(next);
+        return result;
+    }
 
     void remove()
     {
@@ -106,6 +121,7 @@ public:
 
 private:
     HookConfig config_;
+    HookBackend backend_ = HookBackend::automatic;
     bool installed_ = false;
 };
 
@@ -148,6 +164,7 @@ private:
     void stop_readers();
     bool wait_for_signals(int signal_fd);
     void reload();
+    void apply_fail_settings(bool fail_open, const std::vector<std::uint16_t>& admin_ports);
     void cut_connections(const Ruleset& rules);
     void report_counters() const;
     void report_rule_counters() const;
@@ -158,7 +175,9 @@ private:
 
     const RunOptions& options_;
     ClassifierKind classifier_kind_ = ClassifierKind::compiled;
-    bool fail_open_ = true;
+    // Written by the main thread (start, reload), read by the control thread.
+    std::atomic<bool> fail_open_{true};
+    std::vector<std::uint16_t> admin_ports_;
     std::uint64_t generation_ = 0;
     RulesetHolder holder_;
     std::vector<std::unique_ptr<QueueReader>> readers_;
@@ -169,7 +188,7 @@ private:
     std::unique_ptr<control::ControlService> control_;
     std::unique_ptr<control::ControlServer> control_server_;
     // Set while the hooks are in place, for the fail-mode counts in `status`.
-    std::atomic<const HookGuard*> hooks_{nullptr};
+    std::atomic<HookGuard*> hooks_{nullptr};
 };
 
 HookConfig Daemon::hook_config(const RuleFile& rules) const
@@ -204,6 +223,7 @@ int Daemon::run()
         fail_open_ = *rules->fail == FailMode::open;
     const std::size_t rule_count = rules->table.rules.size();
     const Action policy = rules->table.policy;
+    admin_ports_ = rules->admin_ports;
     HookConfig hooks = hook_config(*rules);
     if (!start_control(std::move(*rules)))
         return 1;
@@ -338,10 +358,11 @@ void Daemon::reload()
                   generation_);
         return;
     }
-    // TODO: the fail mode and admin ports are part of the hook rules, which a
-    // reload does not reinstall, so a change to them takes effect at restart.
-    if (options_.fail.empty() && rules->fail && (*rules->fail == FailMode::open) != fail_open_)
-        LOG_WARNING("reload: [daemon] fail changed; it takes effect when the daemon restarts");
+    // --fail wins over the file, as at start; without either, fail open.
+    bool next_fail_open = fail_open_;
+    if (options_.fail.empty())
+        next_fail_open = !rules->fail || *rules->fail == FailMode::open;
+    const std::vector<std::uint16_t> next_admin_ports = rules->admin_ports;
 
     const std::size_t rule_count = rules->table.rules.size();
     const Action policy = rules->table.policy;
@@ -356,6 +377,44 @@ void Daemon::reload()
     LOG_INFO("reloaded %s: %zu rules, %zu CLI rules kept, policy %s, generation %" PRIu64,
              options_.rules_path.c_str(), rule_count, control_->cli_rule_count(),
              std::string(action_name(policy)).c_str(), generation_);
+    if (next_fail_open != fail_open_ || next_admin_ports != admin_ports_)
+        apply_fail_settings(next_fail_open, next_admin_ports);
+}
+
+std::string port_list(const std::vector<std::uint16_t>& ports)
+{
+    std::string text;
+    for (const std::uint16_t port : ports)
+        text += (text.empty() ? "" : ",") + std::to_string(port);
+    return text.empty() ? "none" : text;
+}
+
+// A reload changed [daemon] fail or admin_ports: both live in the hook rules,
+// and the fail mode also in each queue's flags. The hooks are swapped first;
+// if that fails, nothing changes and the new rules stay in force without it.
+void Daemon::apply_fail_settings(bool fail_open, const std::vector<std::uint16_t>& admin_ports)
+{
+    if (HookGuard* hooks = hooks_.load()) {
+        HookConfig next = hooks->config();
+        next.fail_open = fail_open;
+        next.admin_ports = admin_ports;
+        const HookResult replaced = hooks->replace(next);
+        if (!replaced.ok) {
+            LOG_ERROR("reload: the hooks could not be changed, so fail %s and admin ports %s "
+                      "stay in force: %s",
+                      fail_mode_name(fail_open_), port_list(admin_ports_).c_str(),
+                      replaced.error.c_str());
+            return;
+        }
+    }
+    if (fail_open != fail_open_) {
+        for (const auto& reader : readers_)
+            reader->set_fail_open(fail_open);
+    }
+    fail_open_ = fail_open;
+    admin_ports_ = admin_ports;
+    LOG_INFO("reload: fail %s, admin ports %s", fail_mode_name(fail_open),
+             port_list(admin_ports).c_str());
 }
 
 // Load the state after the rule file, publish the merged rules, and open the

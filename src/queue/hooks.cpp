@@ -588,6 +588,33 @@ std::optional<std::uint64_t> read_queue_rule_packets(HookBackend used, std::stri
     return total;
 }
 
+HookResult replace_hooks(const HookConfig& current, const HookConfig& next)
+{
+    HookResult result;
+    result.used = current.backend;
+    result.error = validate(next);
+    if (!result.error.empty()) {
+        result.ok = false;
+        return result;
+    }
+    if (current.backend == HookBackend::nft) {
+        // One nft transaction replaces the whole table.
+        result = install_nft(nft_ruleset_text(next));
+        return result;
+    }
+    if (!install_iptables_family(next, false, result.error)) {
+        result.ok = false;
+        return result;
+    }
+    if (!install_iptables_family(next, true, result.error)) {
+        std::string restore_error;
+        if (!install_iptables_family(current, false, restore_error))
+            result.error += "; putting the old IPv4 rules back also failed: " + restore_error;
+        result.ok = false;
+    }
+    return result;
+}
+
 HookResult remove_hooks(const HookConfig& config)
 {
     // Both backends are cleaned whatever the config sets, because install_hooks

@@ -66,6 +66,13 @@ HookResult install_hooks(const HookConfig& config);
 // this tells how many packets the kernel handled by the fail mode.
 std::optional<std::uint64_t> read_queue_rule_packets(HookBackend used, std::string& error);
 
+// Replace the hooks that install_hooks put in place with `current` (whose
+// backend is the one it used) by those of `next`, for a reload. Each family
+// is swapped in one transaction. When the second family fails, the first is
+// put back to `current`, so the hooks in force are never removed and never
+// left half old, half new.
+HookResult replace_hooks(const HookConfig& current, const HookConfig& next);
+
 // Remove what install_hooks put in place. Removing hooks that are not there is
 // not an error, so this is safe to call on every exit path.
 HookResult remove_hooks(const HookConfig& config);

@@ -120,7 +120,10 @@ struct QueueReader::Impl {
     const RulesetHolder& holder;
     mnl_socket* socket = nullptr;
     int stop_fd = -1;
+    int wake_fd = -1; // written by set_fail_open, so that a waiting reader looks
     std::uint32_t port_id = 0;
+    // A fail mode asked for by another thread: -1 none, 0 closed, 1 open.
+    std::atomic<int> fail_request{-1};
 
     std::shared_ptr<const Ruleset> ruleset;
     std::uint64_t generation = 0;
@@ -151,6 +154,8 @@ struct QueueReader::Impl {
     const QueueOptions& options() const { return owner.options_; }
 
     bool configure(std::string& error);
+    void put_flags(nlmsghdr* message, bool fail_open);
+    void apply_fail_request();
     bool send_config(nlmsghdr* message, const char* what, std::string& error);
     int receive_batch(int flags);
     void process_batch(int count);
@@ -183,6 +188,8 @@ QueueReader::~QueueReader()
     }
     if (impl_->stop_fd >= 0)
         ::close(impl_->stop_fd);
+    if (impl_->wake_fd >= 0)
+        ::close(impl_->wake_fd);
 }
 
 std::unique_ptr<QueueReader> QueueReader::open(const QueueOptions& options,
@@ -193,7 +200,8 @@ std::unique_ptr<QueueReader> QueueReader::open(const QueueOptions& options,
     const std::string prefix = "queue " + std::to_string(options.queue) + ": ";
 
     impl.stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    if (impl.stop_fd < 0) {
+    impl.wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (impl.stop_fd < 0 || impl.wake_fd < 0) {
         error = prefix + system_error("eventfd failed", errno);
         return nullptr;
     }
@@ -260,14 +268,40 @@ bool QueueReader::Impl::configure(std::string& error)
     message = nfq_nlmsg_put(buffer, NFQNL_MSG_CONFIG, options().queue);
     nfq_nlmsg_cfg_put_params(message, NFQNL_COPY_PACKET, static_cast<int>(options().copy_range));
     nfq_nlmsg_cfg_put_qmaxlen(message, options().max_length);
+    put_flags(message, options().fail_open);
+    return send_config(message, "cannot set copy mode, queue length and flags", error);
+}
+
+void QueueReader::Impl::put_flags(nlmsghdr* message, bool fail_open)
+{
     // GSO: take aggregated packets whole instead of having the kernel segment
     // them first. Their length may exceed 64 KiB; NFQA_CAP_LEN carries it.
     std::uint32_t flags = NFQA_CFG_F_GSO;
-    if (options().fail_open)
+    if (fail_open)
         flags |= NFQA_CFG_F_FAIL_OPEN;
     mnl_attr_put_u32(message, NFQA_CFG_FLAGS, htonl(flags));
     mnl_attr_put_u32(message, NFQA_CFG_MASK, htonl(NFQA_CFG_F_GSO | NFQA_CFG_F_FAIL_OPEN));
-    return send_config(message, "cannot set copy mode, queue length and flags", error);
+}
+
+// Runs on the reader's thread: only the socket's owner may configure its
+// queue, and the acknowledgement arrives among the packets it reads.
+void QueueReader::Impl::apply_fail_request()
+{
+    const int wanted = fail_request.exchange(-1);
+    if (wanted < 0)
+        return;
+    alignas(nlmsghdr) char buffer[config_message_size];
+    nlmsghdr* message = nfq_nlmsg_put(buffer, NFQNL_MSG_CONFIG, options().queue);
+    put_flags(message, wanted == 1);
+    std::string error;
+    const char* name = wanted == 1 ? "open" : "closed";
+    if (!send_config(message, "cannot change the fail mode", error)) {
+        LOG_ERROR("queue %u: %s; fail mode stays %s", options().queue, error.c_str(),
+                  options().fail_open ? "open" : "closed");
+        return;
+    }
+    owner.options_.fail_open = wanted == 1;
+    LOG_INFO("queue %u: fail mode now %s", options().queue, name);
 }
 
 // Send one configuration message with NLM_F_ACK and wait for the kernel's
@@ -577,11 +611,15 @@ void QueueReader::Impl::flush_verdicts()
 bool QueueReader::run()
 {
     Impl& impl = *impl_;
-    pollfd watched[2] = {{mnl_socket_get_fd(impl.socket), POLLIN, 0}, {impl.stop_fd, POLLIN, 0}};
+    pollfd watched[3] = {{mnl_socket_get_fd(impl.socket), POLLIN, 0},
+                         {impl.stop_fd, POLLIN, 0},
+                         {impl.wake_fd, POLLIN, 0}};
     bool stopping = false;
     int drain_batches = 0;
 
     while (!impl.failed) {
+        if (impl.fail_request.load(std::memory_order_relaxed) >= 0)
+            impl.apply_fail_request();
         const int count = impl.receive_batch(MSG_DONTWAIT);
         if (count > 0) {
             impl.process_batch(count);
@@ -611,14 +649,25 @@ bool QueueReader::run()
         // The socket is empty.
         if (stopping)
             return true;
-        if (poll(watched, 2, -1) < 0 && errno != EINTR) {
+        if (poll(watched, 3, -1) < 0 && errno != EINTR) {
             error_ = system_error("poll failed", errno);
             return false;
         }
         if (watched[1].revents & POLLIN)
             stopping = true; // drain what is queued, then return
+        if (watched[2].revents & POLLIN) {
+            std::uint64_t count = 0;
+            [[maybe_unused]] const ssize_t got = ::read(impl.wake_fd, &count, sizeof count);
+        }
     }
     return false;
+}
+
+void QueueReader::set_fail_open(bool fail_open) noexcept
+{
+    impl_->fail_request.store(fail_open ? 1 : 0);
+    const std::uint64_t one = 1;
+    [[maybe_unused]] const ssize_t written = ::write(impl_->wake_fd, &one, sizeof one);
 }
 
 void QueueReader::stop() noexcept

@@ -111,6 +111,12 @@ public:
     // socket fails in a way the reader cannot survive (ENOBUFS is survived).
     bool run();
 
+    // Switch the fail mode (NFQA_CFG_F_FAIL_OPEN, and the verdict for packets
+    // that arrive before any ruleset) while run() serves. Safe from any
+    // thread: the reader's thread sends the change on its next turn and logs
+    // the outcome.
+    void set_fail_open(bool fail_open) noexcept;
+
     // Ask run() to return. Safe from any thread; does no work but a write to
     // an eventfd.
     void stop() noexcept;

@@ -9,6 +9,8 @@
 #      port 2222 still accepts TCP over IPv4 and IPv6;
 #   4. a restarted daemon replaces the old hooks: 9000 passes, 9001 is
 #      dropped again, and SIGTERM leaves no hook rules behind.
+# Then a reload that turns fail=open into fail=closed changes the hooks and
+# the queue flags at once: after SIGKILL, 9000 is dropped and 2222 passes.
 #
 # Usage: failmode_test.sh PORTWALL_BINARY. Needs root; exits 77 (skipped)
 # without it.
@@ -84,7 +86,7 @@ expect_all() {
 start_daemon() { # RULE_FILE
   : >"$work/daemon.log"
   ip netns exec "$netns_server" "$portwall" run --rules "$1" --mode packet \
-    2>>"$work/daemon.log" &
+    --socket "$work/portwall.sock" --state-dir "$work/state" 2>>"$work/daemon.log" &
   daemon_pid=$!
   local i
   for i in $(seq 100); do
@@ -213,6 +215,35 @@ for mode in open closed; do
   expect_all blocked 9001 "fail=$mode, after restart"
   stop_daemon
 done
+
+echo "== reload from fail=open to fail=closed"
+write_rules open "$work/reload.toml"
+start_daemon "$work/reload.toml"
+write_rules closed "$work/reload.toml"
+kill -HUP "$daemon_pid"
+for _ in $(seq 50); do
+  grep -q "queue 0: fail mode now closed" "$work/daemon.log" && break
+  sleep 0.1
+done
+grep -q "reload: fail closed, admin ports 2222" "$work/daemon.log" ||
+  fail "the reload did not log the new fail mode and admin ports"
+grep -q "queue 0: fail mode now closed" "$work/daemon.log" ||
+  fail "the queue flags were not switched to fail closed"
+chain=$(ip netns exec "$netns_server" iptables -S PORTWALL)
+grep -q -- "--queue-bypass" <<<"$chain" && fail "the reloaded chain still bypasses: $chain"
+grep -q -- "--dport 2222 -j ACCEPT" <<<"$chain" ||
+  fail "the reloaded chain does not accept the admin port: $chain"
+"$portwall" status --socket "$work/portwall.sock" | grep -q "fail: closed" ||
+  fail "status does not show fail closed after the reload"
+expect_all blocked 9001 "after the reload"
+kill -KILL "$daemon_pid"
+wait "$daemon_pid" 2>/dev/null || true
+daemon_pid=
+expect_blocked tcp 4 9000 "reloaded to fail=closed, daemon killed"
+expect_blocked tcp 6 9000 "reloaded to fail=closed, daemon killed"
+expect_pass tcp 4 2222 "reloaded to fail=closed, daemon killed: admin port"
+start_daemon "$work/reload.toml"
+stop_daemon
 
 if [ "$failures" -gt 0 ]; then
   echo "$failures check(s) failed" >&2
