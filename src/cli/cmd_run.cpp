@@ -465,8 +465,8 @@ bool Daemon::start_control(RuleFile rules)
 
 // Packets that reached the queue rule but never reached a reader: the kernel
 // passed them (fail open) or dropped them (fail closed) because a queue was
-// full or a netlink message could not be delivered. Counted as the queue
-// rule's packets less those the readers took and those still waiting; the
+// full or a netlink message could not be delivered. The count is the queue
+// rule's packets less those the readers took and those still waiting. The
 // counters are read at slightly different moments, so the figure can be off
 // by the packets in flight. Null when the hooks are not ours or cannot be read.
 nlohmann::json Daemon::fail_mode_count(std::uint64_t received) const

@@ -458,7 +458,7 @@ std::string nft_ruleset_text(const HookConfig& config)
         flags = "bypass";
     if (config.queue_count > 1 && config.cpu_fanout)
         flags += flags.empty() ? "fanout" : ",fanout";
-    // The counter tells `status` how many packets reached the queue rule.
+    // `status` reads this counter: the packets that reached the queue rule.
     text += "\t\tcounter queue ";
     if (!flags.empty())
         text += "flags " + flags + " ";
@@ -538,7 +538,7 @@ std::optional<std::uint64_t> number_after(std::string_view line, std::string_vie
     return value;
 }
 
-// Sum the counter of every line of `listing` that holds `queue_word`, reading
+// Sum the counter of every line of `listing` that contains `queue_word`, reading
 // the number after `counter_word`.
 bool sum_queue_counters(std::string_view listing, std::string_view queue_word,
                         std::string_view counter_word, std::uint64_t& total)

@@ -120,9 +120,9 @@ struct QueueReader::Impl {
     const RulesetHolder& holder;
     mnl_socket* socket = nullptr;
     int stop_fd = -1;
-    int wake_fd = -1; // written by set_fail_open, so that a waiting reader looks
+    int wake_fd = -1; // written by set_fail_open to wake a reader that waits in poll
     std::uint32_t port_id = 0;
-    // A fail mode asked for by another thread: -1 none, 0 closed, 1 open.
+    // A fail mode requested by another thread: -1 none, 0 closed, 1 open.
     std::atomic<int> fail_request{-1};
 
     std::shared_ptr<const Ruleset> ruleset;
@@ -287,20 +287,20 @@ void QueueReader::Impl::put_flags(nlmsghdr* message, bool fail_open)
 // queue, and the acknowledgement arrives among the packets it reads.
 void QueueReader::Impl::apply_fail_request()
 {
-    const int wanted = fail_request.exchange(-1);
-    if (wanted < 0)
+    const int requested = fail_request.exchange(-1);
+    if (requested < 0)
         return;
     alignas(nlmsghdr) char buffer[config_message_size];
     nlmsghdr* message = nfq_nlmsg_put(buffer, NFQNL_MSG_CONFIG, options().queue);
-    put_flags(message, wanted == 1);
+    put_flags(message, requested == 1);
     std::string error;
-    const char* name = wanted == 1 ? "open" : "closed";
+    const char* name = requested == 1 ? "open" : "closed";
     if (!send_config(message, "cannot change the fail mode", error)) {
         LOG_ERROR("queue %u: %s; fail mode stays %s", options().queue, error.c_str(),
                   options().fail_open ? "open" : "closed");
         return;
     }
-    owner.options_.fail_open = wanted == 1;
+    owner.options_.fail_open = requested == 1;
     LOG_INFO("queue %u: fail mode now %s", options().queue, name);
 }
 
