@@ -13,7 +13,9 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
+#include <mutex>
 #include <vector>
 
 namespace portwall::control {
@@ -117,6 +119,43 @@ void discard_input(int fd)
 // with ECONNRESET.
 constexpr std::chrono::milliseconds refused_peer_timeout{100};
 
+std::string format_groups(const std::vector<gid_t>& groups)
+{
+    if (groups.empty())
+        return "none";
+    std::string text;
+    for (const gid_t group : groups) {
+        if (!text.empty())
+            text += ',';
+        text += std::to_string(group);
+    }
+    return text;
+}
+
+// The peer's supplementary groups as the kernel recorded them at connect(2).
+// Only a kernel without SO_PEERGROUPS (before Linux 4.13) falls back to the
+// group database, and that fallback is logged once. The database is wrong
+// for a process whose groups differ from its user's entry (setpriv, su -g,
+// containers).
+std::vector<gid_t> peer_supplementary_groups(int fd, const ucred& peer)
+{
+    int error_number = 0;
+    if (std::optional<std::vector<gid_t>> groups = read_peer_groups(fd, error_number))
+        return std::move(*groups);
+    if (error_number == ENOPROTOOPT) {
+        static std::once_flag logged;
+        std::call_once(logged, [] {
+            LOG_WARNING("control: this kernel has no SO_PEERGROUPS, so supplementary groups of "
+                        "control clients come from the group database instead");
+        });
+        return database_groups(peer.uid);
+    }
+    // Any other failure grants no group, so only root and the primary gid
+    // are checked.
+    log_rejected("SO_PEERGROUPS failed", peer, std::strerror(error_number));
+    return {};
+}
+
 void set_timeouts(int fd, std::chrono::milliseconds timeout)
 {
     timeval value{};
@@ -130,19 +169,64 @@ void set_timeouts(int fd, std::chrono::milliseconds timeout)
 
 std::optional<gid_t> lookup_group(const std::string& name, std::string& error)
 {
+    const bool is_number = !name.empty() && name.size() <= 9 &&
+                           name.find_first_not_of("0123456789") == std::string::npos;
+    if (is_number)
+        return static_cast<gid_t>(std::stoul(name));
+
     std::vector<char> buffer(16384);
     group entry{};
     group* found = nullptr;
     const int status = ::getgrnam_r(name.c_str(), &entry, buffer.data(), buffer.size(), &found);
     if (status != 0 || found == nullptr) {
         error = "control group \"" + name + "\" not found" +
-                (status != 0 ? std::string(": ") + std::strerror(status) : "");
+                (status != 0 ? std::string(": ") + std::strerror(status) : "") +
+                "; give an existing group name or a numeric gid";
         return std::nullopt;
     }
     return found->gr_gid;
 }
 
-bool peer_allowed(uid_t uid, gid_t gid, std::optional<gid_t> control_group)
+std::optional<std::vector<gid_t>> read_peer_groups(int fd, int& error_number)
+{
+    // When the buffer is too small, the kernel fails with ERANGE and sets
+    // `length` to the size it needs. A process may have up to NGROUPS_MAX
+    // (65536) groups, so the buffer grows to that size for one retry.
+    std::vector<gid_t> groups(64);
+    for (int attempt = 0; attempt < 2; ++attempt) {
+        socklen_t length = static_cast<socklen_t>(groups.size() * sizeof(gid_t));
+        if (::getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups.data(), &length) == 0) {
+            groups.resize(length / sizeof(gid_t));
+            return groups;
+        }
+        error_number = errno;
+        if (error_number != ERANGE)
+            return std::nullopt;
+        groups.resize(length / sizeof(gid_t) + 1);
+    }
+    return std::nullopt;
+}
+
+std::vector<gid_t> database_groups(uid_t uid)
+{
+    std::vector<char> buffer(16384);
+    passwd entry{};
+    passwd* found = nullptr;
+    if (::getpwuid_r(uid, &entry, buffer.data(), buffer.size(), &found) != 0 || found == nullptr)
+        return {};
+    int count = 64;
+    std::vector<gid_t> groups(static_cast<std::size_t>(count));
+    if (::getgrouplist(found->pw_name, found->pw_gid, groups.data(), &count) < 0) {
+        groups.resize(static_cast<std::size_t>(count));
+        if (::getgrouplist(found->pw_name, found->pw_gid, groups.data(), &count) < 0)
+            return {};
+    }
+    groups.resize(static_cast<std::size_t>(count));
+    return groups;
+}
+
+bool peer_allowed(uid_t uid, gid_t gid, const std::vector<gid_t>& groups,
+                  std::optional<gid_t> control_group)
 {
     if (uid == 0)
         return true;
@@ -150,21 +234,6 @@ bool peer_allowed(uid_t uid, gid_t gid, std::optional<gid_t> control_group)
         return false;
     if (gid == *control_group)
         return true;
-
-    // Supplementary groups come from the group database for the peer's user.
-    std::vector<char> buffer(16384);
-    passwd entry{};
-    passwd* found = nullptr;
-    if (::getpwuid_r(uid, &entry, buffer.data(), buffer.size(), &found) != 0 || found == nullptr)
-        return false;
-    int count = 64;
-    std::vector<gid_t> groups(static_cast<std::size_t>(count));
-    if (::getgrouplist(found->pw_name, found->pw_gid, groups.data(), &count) < 0) {
-        groups.resize(static_cast<std::size_t>(count));
-        if (::getgrouplist(found->pw_name, found->pw_gid, groups.data(), &count) < 0)
-            return false;
-    }
-    groups.resize(static_cast<std::size_t>(count));
     return std::find(groups.begin(), groups.end(), *control_group) != groups.end();
 }
 
@@ -295,9 +364,11 @@ void ControlServer::serve_connection(int fd)
     // The peer is checked before its request is read, so that a client that
     // may not change rules cannot hold the server for the I/O timeout and
     // delay root's commands. Its reply goes out at once.
-    if (!peer_allowed(peer.uid, peer.gid, options_.control_group)) {
-        error = "permission denied: uid " + std::to_string(peer.uid) +
-                " is neither root nor in the control group" +
+    const std::vector<gid_t> groups = peer_supplementary_groups(fd, peer);
+    if (!peer_allowed(peer.uid, peer.gid, groups, options_.control_group)) {
+        error = "permission denied: uid " + std::to_string(peer.uid) + " (gid " +
+                std::to_string(peer.gid) + ", supplementary groups " + format_groups(groups) +
+                ") is neither root nor in the control group" +
                 (options_.control_group ? " (gid " + std::to_string(*options_.control_group) + ")"
                                         : std::string(" (none configured: --control-group)"));
         log_rejected("rejected request", peer, error);

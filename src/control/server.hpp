@@ -5,11 +5,13 @@
 // slow client is dropped after io_timeout, and one that sends an oversized
 // request after at most twice that, so it cannot hold the others up longer.
 //
-// Authorization uses the peer's credentials from SO_PEERCRED, not the
-// socket's file mode. Root may send any request, and so may a user whose
-// primary or supplementary groups include the control group. Anyone else
-// gets an error reply. The socket is created with mode 0666 so that a refused user gets
-// that reply instead of a bare "permission denied".
+// Authorization uses the peer's credentials from SO_PEERCRED and its
+// supplementary groups from SO_PEERGROUPS, both as they were when the peer
+// called connect(2), not the socket's file mode. Root may send any request,
+// and so may a process whose primary or supplementary groups include the
+// control group. Anyone else gets an error reply. The socket is created with
+// mode 0666 so that a refused user gets that reply instead of a bare
+// "permission denied".
 #pragma once
 
 #include "control/service.hpp"
@@ -21,6 +23,7 @@
 #include <optional>
 #include <string>
 #include <thread>
+#include <vector>
 
 namespace portwall::control {
 
@@ -33,12 +36,25 @@ struct ServerOptions {
     std::chrono::milliseconds io_timeout{2000};
 };
 
-// Look up a group by name. Returns nullopt and sets `error` when it does
-// not exist.
+// Look up a group by name, or take a decimal gid as it is (a group that
+// only exists in a container or was given by number). Returns nullopt and
+// sets `error` when the name does not exist.
 std::optional<gid_t> lookup_group(const std::string& name, std::string& error);
 
-// Whether a peer with these credentials may use the control socket.
-bool peer_allowed(uid_t uid, gid_t gid, std::optional<gid_t> control_group);
+// Reads the supplementary groups of the process at the other end of the
+// connected Unix socket `fd` (SO_PEERGROUPS, Linux 4.13 and later).
+// Returns nullopt and sets `error_number` when the kernel fails the call;
+// ENOPROTOOPT means the kernel lacks the option.
+std::optional<std::vector<gid_t>> read_peer_groups(int fd, int& error_number);
+
+// The supplementary groups of `uid` in the group database, empty when the
+// uid has no passwd entry.
+std::vector<gid_t> database_groups(uid_t uid);
+
+// Whether a peer with uid, primary gid and supplementary `groups` may use
+// the control socket.
+bool peer_allowed(uid_t uid, gid_t gid, const std::vector<gid_t>& groups,
+                  std::optional<gid_t> control_group);
 
 class ControlServer {
 public:

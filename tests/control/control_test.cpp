@@ -16,7 +16,10 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <algorithm>
+#include <cstring>
 #include <random>
+#include <sys/socket.h>
 #include <unistd.h>
 
 using namespace portwall;
@@ -721,8 +724,43 @@ dport = 22
 
 TEST_CASE("peer credentials allowed by group")
 {
-    CHECK(peer_allowed(0, 0, std::nullopt));
-    CHECK_FALSE(peer_allowed(65534, 65534, std::nullopt));
-    CHECK(peer_allowed(65534, 4242, gid_t{4242}));
-    CHECK_FALSE(peer_allowed(65534, 65534, gid_t{4242}));
+    const std::vector<gid_t> none;
+    const std::vector<gid_t> with_group = {100, 4242};
+    CHECK(peer_allowed(0, 0, none, std::nullopt));
+    CHECK_FALSE(peer_allowed(65534, 65534, none, std::nullopt));
+    CHECK_FALSE(peer_allowed(65534, 65534, with_group, std::nullopt));
+    CHECK(peer_allowed(65534, 4242, none, gid_t{4242}));
+    CHECK(peer_allowed(65534, 65534, with_group, gid_t{4242}));
+    CHECK_FALSE(peer_allowed(65534, 65534, none, gid_t{4242}));
+    CHECK_FALSE(peer_allowed(65534, 65534, {100, 4243}, gid_t{4242}));
+}
+
+TEST_CASE("peer groups match getgroups")
+{
+    int fds[2];
+    REQUIRE(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) == 0);
+    int error_number = 0;
+    const std::optional<std::vector<gid_t>> peer = read_peer_groups(fds[0], error_number);
+    ::close(fds[0]);
+    ::close(fds[1]);
+    REQUIRE_MESSAGE(peer, "SO_PEERGROUPS failed: ", std::strerror(error_number));
+
+    // Both ends belong to this process, so the peer's groups are its own.
+    std::vector<gid_t> own(static_cast<std::size_t>(::getgroups(0, nullptr)));
+    REQUIRE(::getgroups(static_cast<int>(own.size()), own.data()) == static_cast<int>(own.size()));
+    std::vector<gid_t> sorted_peer = *peer;
+    std::sort(sorted_peer.begin(), sorted_peer.end());
+    std::sort(own.begin(), own.end());
+    CHECK(sorted_peer == own);
+}
+
+TEST_CASE("control group by name or gid")
+{
+    std::string error;
+    CHECK(lookup_group("4242", error) == gid_t{4242});
+    CHECK(lookup_group("0", error) == gid_t{0});
+    CHECK(lookup_group("root", error) == gid_t{0});
+    CHECK_FALSE(lookup_group("portwall-no-such-group", error));
+    CHECK(error == "control group \"portwall-no-such-group\" not found; give an existing group "
+                   "name or a numeric gid");
 }
