@@ -538,11 +538,13 @@ std::optional<std::uint64_t> number_after(std::string_view line, std::string_vie
     return value;
 }
 
-// Sum the counter of every line of `listing` that contains `queue_word`, reading
-// the number after `counter_word`.
-bool sum_queue_counters(std::string_view listing, std::string_view queue_word,
-                        std::string_view counter_word, std::uint64_t& total)
+} // namespace
+
+std::optional<std::uint64_t> sum_queue_rule_packets(std::string_view listing, HookBackend used)
 {
+    const std::string_view queue_word = used == HookBackend::nft ? " queue " : "-j NFQUEUE";
+    const std::string_view counter_word = used == HookBackend::nft ? "counter packets " : "-c ";
+    std::uint64_t total = 0;
     bool found = false;
     while (!listing.empty()) {
         const std::size_t end = listing.find('\n');
@@ -556,10 +558,10 @@ bool sum_queue_counters(std::string_view listing, std::string_view queue_word,
         total += *packets;
         found = true;
     }
-    return found;
+    if (!found)
+        return std::nullopt;
+    return total;
 }
-
-} // namespace
 
 std::optional<std::uint64_t> read_queue_rule_packets(HookBackend used, std::string& error)
 {
@@ -568,22 +570,25 @@ std::optional<std::uint64_t> read_queue_rule_packets(HookBackend used, std::stri
         const std::vector<std::string> argv = {"nft", "list", "chain", "inet",
                                                std::string(nft_table), "input"};
         const CommandResult listed = run_command(argv);
-        if (listed.exit_code != 0 ||
-            !sum_queue_counters(listed.output, " queue ", "counter packets ", total)) {
+        const auto packets = listed.exit_code == 0 ? sum_queue_rule_packets(listed.output, used)
+                                                   : std::nullopt;
+        if (!packets) {
             error = counter_error(argv, listed);
             return std::nullopt;
         }
-        return total;
+        return packets;
     }
     for (const bool ipv6 : {false, true}) {
         const std::vector<std::string> argv = {iptables_tool(ipv6), "-w", "-S",
                                                std::string(chain_name), "-v"};
         const CommandResult listed = run_command(argv);
-        if (listed.exit_code != 0 ||
-            !sum_queue_counters(listed.output, "-j NFQUEUE", "-c ", total)) {
+        const auto packets = listed.exit_code == 0 ? sum_queue_rule_packets(listed.output, used)
+                                                   : std::nullopt;
+        if (!packets) {
             error = counter_error(argv, listed);
             return std::nullopt;
         }
+        total += *packets;
     }
     return total;
 }

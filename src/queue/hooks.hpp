@@ -66,6 +66,11 @@ HookResult install_hooks(const HookConfig& config);
 // this tells how many packets the kernel handled by the fail mode.
 std::optional<std::uint64_t> read_queue_rule_packets(HookBackend used, std::string& error);
 
+// The packet counts of the queue rules in one listing: `iptables -S PORTWALL
+// -v` output for the iptables backend, `nft list chain` output for nft.
+// nullopt when the listing has no queue rule with a counter.
+std::optional<std::uint64_t> sum_queue_rule_packets(std::string_view listing, HookBackend used);
+
 // Replace the hooks that install_hooks put in place with `current` (whose
 // backend is the one it used) by those of `next`, for a reload. Each family
 // is swapped in one transaction. When the second family fails, the first is

@@ -182,3 +182,29 @@ TEST_CASE("backend and mode names")
     CHECK(queue_mode_name(QueueMode::packet) == "packet");
     CHECK(queue_mode_name(QueueMode::flow) == "flow");
 }
+
+TEST_CASE("queue rule counters from iptables and nft listings")
+{
+    // As `iptables -S PORTWALL -v` prints them (iptables-nft 1.8.9).
+    const std::string iptables_listing = "-N PORTWALL\n"
+                                         "-A PORTWALL -i lo -c 4 336 -j ACCEPT\n"
+                                         "-A PORTWALL -c 1234 99000 -j NFQUEUE --queue-num 3\n";
+    CHECK(sum_queue_rule_packets(iptables_listing, HookBackend::iptables) == 1234u);
+
+    // Two queue rules count together; the loopback counter does not count.
+    const std::string two_rules = iptables_listing + "-A PORTWALL -c 6 500 -j NFQUEUE\n";
+    CHECK(sum_queue_rule_packets(two_rules, HookBackend::iptables) == 1240u);
+
+    const std::string nft_listing =
+        "table inet portwall {\n\tchain input {\n"
+        "\t\tiifname \"lo\" accept\n"
+        "\t\tcounter packets 77 bytes 4620 queue flags bypass to 0-1\n\t}\n}\n";
+    CHECK(sum_queue_rule_packets(nft_listing, HookBackend::nft) == 77u);
+
+    // No queue rule, or one without a counter: no figure rather than zero.
+    CHECK_FALSE(sum_queue_rule_packets("-N PORTWALL\n", HookBackend::iptables).has_value());
+    CHECK_FALSE(sum_queue_rule_packets("-A PORTWALL -j NFQUEUE\n", HookBackend::iptables)
+                    .has_value());
+    CHECK_FALSE(sum_queue_rule_packets("\t\tqueue to 0\n", HookBackend::nft).has_value());
+    CHECK_FALSE(sum_queue_rule_packets(nft_listing, HookBackend::iptables).has_value());
+}
