@@ -240,6 +240,14 @@ bool ControlService::start(RuleFile file, const std::string& file_path, const St
     }
     store_ = std::move(store);
     publish(std::move(*table), {}, false);
+    if (store_.cli_rules().size() > max_cli_rules) {
+        // Only a state file edited by hand gets here. Its rules stay in force,
+        // because dropping some would filter with rules the admin did not mean.
+        LOG_WARNING("control: %s has %zu CLI rules, more than the limit of %zu; changes that "
+                    "add rules are rejected until rules are deleted",
+                    state_file_path(state_dir_).c_str(), store_.cli_rules().size(),
+                    max_cli_rules);
+    }
     LOG_INFO("control: loaded %zu rules from %s and %zu from %s", store_.file().table.rules.size(),
              file_path.c_str(), store_.cli_rules().size(), state_file_path(state_dir_).c_str());
     return true;
@@ -349,6 +357,13 @@ std::optional<ControlService::Edit> ControlService::edit_rules(const Request& re
         edit.description = "removed " + std::to_string(before - edit.rules.size()) +
                            " CLI rule(s): " + describe_rule_spec(*spec);
         return edit;
+    }
+
+    if (edit.rules.size() >= max_cli_rules) {
+        error = "rejected: there are " + std::to_string(edit.rules.size()) +
+                " CLI rules and the limit is " + std::to_string(max_cli_rules) +
+                "; delete CLI rules (`portwall delete`) or move them into the rule file";
+        return std::nullopt;
     }
 
     for (std::size_t i = 0; i < edit.rules.size(); ++i) {

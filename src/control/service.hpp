@@ -26,6 +26,12 @@
 
 namespace portwall::control {
 
+// Maximum number of CLI rules after a change that adds one. Every change
+// copies, rebuilds and recompiles the whole table and rewrites the state
+// file, so its cost grows with the CLI rule count. The bound is a round
+// number, not a measured one. Rules in bulk belong in the rule file.
+inline constexpr std::size_t max_cli_rules = 10000;
+
 struct ServiceHooks {
     // Daemon-wide counters and settings for `status` (packets accepted,
     // dropped, malformed, fail mode, queue mode), as a JSON object.

@@ -764,3 +764,59 @@ TEST_CASE("control group by name or gid")
     CHECK(error == "control group \"portwall-no-such-group\" not found; give an existing group "
                    "name or a numeric gid");
 }
+
+TEST_CASE("service caps the CLI rule count")
+{
+    TemporaryDir dir;
+    std::vector<RuleSpec> full;
+    for (std::size_t i = 0; i < max_cli_rules; ++i) {
+        const std::uint32_t address = 0xC6120000u + static_cast<std::uint32_t>(i); // 198.18.x.y
+        full.push_back(spec(Action::drop, std::to_string(1000 + i % 60000),
+                            {std::to_string(address >> 24) + "." +
+                             std::to_string((address >> 16) & 0xFF) + "." +
+                             std::to_string((address >> 8) & 0xFF) + "." +
+                             std::to_string(address & 0xFF)}));
+    }
+    full.pop_back();
+    save_rules(dir.path, full);
+
+    RulesetHolder holder;
+    ControlService service(&holder, dir.path, ClassifierKind::linear);
+    std::string error;
+    REQUIRE_MESSAGE(service.start(compile_ok(file_allowing_web), "test.toml",
+                                  load_state(dir.path), error),
+                    error);
+    REQUIRE(service.cli_rule_count() == max_cli_rules - 1);
+
+    // The last rule up to the limit is accepted.
+    Reply reply = service.handle(change(Command::block, Action::drop, "80/tcp"));
+    REQUIRE_MESSAGE(reply.ok, reply.message);
+    CHECK(service.cli_rule_count() == max_cli_rules);
+
+    const std::uint64_t generation = holder.generation();
+    for (const Command command : {Command::block, Command::allow, Command::insert}) {
+        CAPTURE(command_name(command));
+        Request request = change(command, Action::drop, "81/tcp");
+        request.position = 1;
+        reply = service.handle(request);
+        CHECK_FALSE(reply.ok);
+        CHECK(reply.message == "rejected: there are 10000 CLI rules and the limit is 10000; "
+                               "delete CLI rules (`portwall delete`) or move them into the rule "
+                               "file");
+    }
+    CHECK(holder.generation() == generation);
+    CHECK(load_state(dir.path).rules.size() == max_cli_rules);
+    CHECK(holder.load()->evaluate(tcp_packet("198.18.0.1", "198.18.0.2", 81)).action ==
+          Action::drop); // the file's policy, not a rejected rule
+
+    // Removing a rule always works and makes room again.
+    reply = service.handle(change(Command::unblock, Action::drop, "80/tcp"));
+    CHECK_MESSAGE(reply.ok, reply.message);
+    Request allow = change(Command::allow, Action::accept, "81/tcp");
+    reply = service.handle(allow);
+    CHECK_MESSAGE(reply.ok, reply.message);
+    CHECK(holder.load()->evaluate(tcp_packet("198.18.0.1", "198.18.0.2", 81)).action ==
+          Action::accept);
+    CHECK(holder.load()->evaluate(tcp_packet("2001:db8::1", "2001:db8::2", 81)).action ==
+          Action::accept);
+}
