@@ -1,6 +1,6 @@
 #include "control/report.hpp"
 
-#include "control/kernel_queue.hpp"
+#include "queue/nfqueue.hpp"
 #include "rules/syntax.hpp"
 
 #include <cstdio>
@@ -121,18 +121,17 @@ json rules_report(const RuleTable& table, const std::vector<RuleSpec>& cli_rules
 json kernel_queues_report()
 {
     std::string error;
-    const std::vector<KernelQueueCounters> queues = read_kernel_queues(error);
+    const std::vector<KernelQueueStats> queues = read_all_kernel_queue_stats(error);
     json report = json::object();
     json items = json::array();
-    for (const KernelQueueCounters& queue : queues) {
+    for (const KernelQueueStats& queue : queues) {
         items.push_back({
             {"queue", queue.queue},
-            {"peer_portid", queue.peer_portid},
-            {"waiting", queue.queue_total},
-            {"copy_range", queue.copy_range},
+            {"peer_portid", queue.port_id},
+            {"waiting", queue.waiting},
             {"dropped_queue_full", queue.queue_dropped},
             {"dropped_send_failed", queue.user_dropped},
-            {"last_packet_id", queue.id_sequence},
+            {"last_packet_id", queue.last_packet_id},
         });
     }
     report["queues"] = items;

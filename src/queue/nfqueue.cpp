@@ -708,4 +708,45 @@ std::optional<KernelQueueStats> read_kernel_queue_stats(std::uint16_t queue)
     return parse_kernel_queue_stats(text.str(), queue);
 }
 
+std::vector<KernelQueueStats> parse_all_kernel_queue_stats(std::string_view text,
+                                                           std::size_t& malformed_lines)
+{
+    std::vector<KernelQueueStats> queues;
+    malformed_lines = 0;
+    std::istringstream lines{std::string(text)};
+    std::string line;
+    while (std::getline(lines, line)) {
+        if (line.find_first_not_of(" \t") == std::string::npos)
+            continue;
+        // The queue number comes first; the rest of the columns are read by
+        // parse_kernel_queue_stats, so their layout is known in one place.
+        unsigned long queue = 0;
+        std::optional<KernelQueueStats> stats;
+        if (std::istringstream(line) >> queue && queue <= 0xFFFF)
+            stats = parse_kernel_queue_stats(line, static_cast<std::uint16_t>(queue));
+        if (stats)
+            queues.push_back(*stats);
+        else
+            ++malformed_lines;
+    }
+    return queues;
+}
+
+std::vector<KernelQueueStats> read_all_kernel_queue_stats(std::string& error)
+{
+    const char* path = "/proc/net/netfilter/nfnetlink_queue";
+    std::ifstream file(path);
+    if (!file) {
+        error = std::string("cannot read ") + path + ": " + std::strerror(errno);
+        return {};
+    }
+    std::ostringstream text;
+    text << file.rdbuf();
+    std::size_t malformed = 0;
+    std::vector<KernelQueueStats> queues = parse_all_kernel_queue_stats(text.str(), malformed);
+    if (malformed != 0)
+        error = std::to_string(malformed) + " lines of " + path + " were not understood";
+    return queues;
+}
+
 } // namespace portwall

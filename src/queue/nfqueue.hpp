@@ -137,4 +137,17 @@ private:
     std::unique_ptr<Impl> impl_;
 };
 
+
+// Every queue's line of /proc/net/netfilter/nfnetlink_queue, parsed line by
+// line with parse_kernel_queue_stats. Blank lines are skipped, and lines it
+// cannot parse are counted in `malformed_lines`.
+std::vector<KernelQueueStats> parse_all_kernel_queue_stats(std::string_view text,
+                                                           std::size_t& malformed_lines);
+
+// Read the counters of every queue bound in the current network namespace.
+// Returns an empty list and sets `error` when the file cannot be read (it
+// exists only once nfnetlink_queue is loaded), or returns the queues read
+// and sets `error` naming the number of lines not understood.
+std::vector<KernelQueueStats> read_all_kernel_queue_stats(std::string& error);
+
 } // namespace portwall

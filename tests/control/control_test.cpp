@@ -1,7 +1,6 @@
 // Unit tests of the control layer that need no root: the protocol parser,
 // the state file, the rule store's order, anti-lockout, and the service
 // applying requests to a RulesetHolder.
-#include "control/kernel_queue.hpp"
 #include "control/lockout.hpp"
 #include "control/report.hpp"
 #include "control/protocol.hpp"
@@ -9,6 +8,7 @@
 #include "control/server.hpp"
 #include "control/service.hpp"
 #include "control/state_file.hpp"
+#include "queue/nfqueue.hpp"
 #include "rules/compiler.hpp"
 
 #include <doctest/doctest.h>
@@ -336,19 +336,26 @@ TEST_CASE("ssh connection parsing")
 TEST_CASE("kernel queue counters parsing")
 {
     const std::string text = "    0  12345     3 2   512     7     9   100 1\n"
+                             "\n"
                              "    1      0     0 2 65531     0     0     0 1\n"
-                             "garbage\n";
+                             "garbage\n"
+                             "70000      1     2 2   512     0     0     0 1\n"
+                             "    2      1     2\n";
     std::size_t malformed = 0;
-    const std::vector<KernelQueueCounters> queues = parse_kernel_queues(text, malformed);
+    const std::vector<KernelQueueStats> queues = parse_all_kernel_queue_stats(text, malformed);
     REQUIRE(queues.size() == 2);
-    CHECK(malformed == 1);
-    CHECK(queues[0].peer_portid == 12345);
-    CHECK(queues[0].queue_total == 3);
-    CHECK(queues[0].copy_range == 512);
+    CHECK(malformed == 3); // garbage, a queue number above 65535, too few columns
+    CHECK(queues[0].queue == 0);
+    CHECK(queues[0].port_id == 12345);
+    CHECK(queues[0].waiting == 3);
     CHECK(queues[0].queue_dropped == 7);
     CHECK(queues[0].user_dropped == 9);
-    CHECK(queues[0].id_sequence == 100);
+    CHECK(queues[0].last_packet_id == 100);
     CHECK(queues[1].queue == 1);
+    CHECK(queues[1].port_id == 0);
+
+    CHECK(parse_all_kernel_queue_stats("", malformed).empty());
+    CHECK(malformed == 0);
 }
 
 TEST_CASE("service applies, persists and orders changes")
