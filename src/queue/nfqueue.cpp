@@ -718,8 +718,8 @@ std::vector<KernelQueueStats> parse_all_kernel_queue_stats(std::string_view text
     while (std::getline(lines, line)) {
         if (line.find_first_not_of(" \t") == std::string::npos)
             continue;
-        // The queue number comes first; the rest of the columns are read by
-        // parse_kernel_queue_stats, so their layout is known in one place.
+        // Only the queue number is read here. parse_kernel_queue_stats reads
+        // the other columns, so their layout is written in one place.
         unsigned long queue = 0;
         std::optional<KernelQueueStats> stats;
         if (std::istringstream(line) >> queue && queue <= 0xFFFF)
