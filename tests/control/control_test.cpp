@@ -601,6 +601,13 @@ TEST_CASE("missing set start error names the repair")
     CHECK_FALSE(daemon.start(compile_ok("[policy]\ninput = \"accept\"\n"), "test.toml",
                              load_state(dir.path), error));
     CHECK(error.find("\n  portwall delete admin-ssh --offline --state-dir ") != std::string::npos);
+
+    // A path with a space is quoted, so the command can be pasted into a shell.
+    CHECK_FALSE(daemon.start(compile_ok("[policy]\ninput = \"accept\"\n"), "my rules.toml",
+                             load_state(dir.path), error));
+    const std::string quoted =
+        " --rules '" + (std::filesystem::current_path() / "my rules.toml").string() + "'";
+    CHECK(error.ends_with(quoted));
 }
 
 TEST_CASE("offline delete repairs a missing set")
