@@ -672,7 +672,9 @@ void add_run_command(CLI::App& app, int& exit_status)
                         "directory of the state file that keeps the CLI rules across restarts")
         ->capture_default_str();
     command->add_option("--control-group", options->control_group,
-                        "group whose members may use the control socket besides root");
+                        "group (name or numeric gid) whose members may use the control socket "
+                        "besides root; checked against the client's own groups")
+        ->type_name("GROUP");
 
     command->callback([options, &exit_status] {
         if (options->queue + options->queues - 1 > 65535) {
