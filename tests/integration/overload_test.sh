@@ -15,38 +15,10 @@ set -euo pipefail
 portwall=${1:?usage: overload_test.sh PORTWALL_BINARY}
 here=$(cd "$(dirname "$0")" && pwd)
 
-skip() {
-  echo "SKIPPED: $*" >&2
-  exit 77
-}
-
-[ "$(id -u)" -eq 0 ] || skip "the netns overload test needs root to create network namespaces"
-for tool in ip iptables socat ss timeout python3; do
-  command -v "$tool" >/dev/null || skip "$tool is not installed; run tools/install-deps"
-done
-
-# shellcheck source=netns.sh
-source "$here/netns.sh"
-
-work=$(mktemp -d)
-daemon_pid=
-cleanup() {
-  if [ -n "$daemon_pid" ]; then
-    kill -CONT "$daemon_pid" 2>/dev/null || true
-    kill -TERM "$daemon_pid" 2>/dev/null || true
-    wait "$daemon_pid" 2>/dev/null || true
-  fi
-  netns_cleanup
-  rm -rf "$work"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-failures=0
-fail() {
-  echo "FAIL: $*" >&2
-  failures=$((failures + 1))
-}
+# shellcheck source=testlib.sh
+source "$here/testlib.sh"
+testlib_begin "the netns overload test needs root to create network namespaces" \
+  ip iptables socat ss timeout python3
 
 # Accept TCP 9000 and UDP 5000, drop UDP 5001 by a rule, accept the rest, so
 # that a flood over 5000 and 5001 alternates verdicts.
@@ -74,29 +46,9 @@ EOF
 limits=(--queue-maxlen 64 --rcvbuf 65536)
 
 # $@: extra options for portwall run. Log: $work/daemon.log.
-start_daemon() {
-  : >"$work/daemon.log"
-  ip netns exec "$netns_server" "$portwall" run --rules "$work/rules.toml" "${limits[@]}" \
-    --socket "$work/portwall.sock" --state-dir "$work/state" "$@" 2>"$work/daemon.log" &
-  daemon_pid=$!
-  local i
-  for i in $(seq 100); do
-    grep -q "info: started:" "$work/daemon.log" && return 0
-    kill -0 "$daemon_pid" 2>/dev/null || break
-    sleep 0.1
-  done
-  fail "daemon did not start"
-  cat "$work/daemon.log" >&2
-  return 1
-}
-
-# Stop the daemon with SIGTERM and check the exit status.
-stop_daemon() {
-  kill -TERM "$daemon_pid"
-  local status=0
-  wait "$daemon_pid" || status=$?
-  daemon_pid=
-  [ "$status" -eq 0 ] || fail "daemon exited with status $status after the overload"
+start_limited_daemon() {
+  start_daemon --rules "$work/rules.toml" "${limits[@]}" "$@" ||
+    fail_with_log "daemon did not start"
 }
 
 flood() { # $1 address, $2 ports, $3 count
@@ -157,7 +109,7 @@ netns_serve 9000
 netns_wait_listening 9000 || fail "server on port 9000 did not start"
 
 echo "== fail closed: pause the reader, flood, resume"
-start_daemon --fail closed
+start_limited_daemon --fail closed
 kill -STOP "$daemon_pid"
 flood "$netns_server_v4" 5000,5001 3000 >/dev/null
 flood "$netns_server_v6" 5000,5001 3000 >/dev/null
@@ -169,7 +121,7 @@ kill -0 "$daemon_pid" 2>/dev/null || fail "daemon died under overload"
 [ "$(netns_probe tcp 4 9000)" = "tcp 9000" ] || fail "TCP to 9000 does not pass after the overload"
 [ "$(netns_probe tcp 6 9000)" = "tcp 9000" ] || fail "TCP/IPv6 to 9000 does not pass after the overload"
 check_fail_count dropped_by_fail_closed "$(kernel_lost_now)"
-stop_daemon
+stop_daemon "after the overload"
 kernel=$(grep "queue 0 kernel:" "$work/daemon.log" || true)
 counters=$(grep "queue 0 counters:" "$work/daemon.log" || true)
 lost=$(($(value queue_dropped "$kernel") + $(value user_dropped "$kernel")))
@@ -188,7 +140,7 @@ ip netns exec "$netns_server" timeout 90 python3 "$here/udp_flood.py" count "$ne
   >"$work/received" &
 counter_pid=$!
 netns_pids+=("$counter_pid")
-start_daemon --fail open
+start_limited_daemon --fail open
 kill -STOP "$daemon_pid"
 sent=$(flood "$netns_server_v4" 5000 3000)
 kill -CONT "$daemon_pid"
@@ -198,7 +150,7 @@ sink_hits=$("$portwall" list --json --socket "$work/portwall.sock" | python3 -c 
 import json, sys
 print(next(r["packets"] for r in json.load(sys.stdin)["rules"] if r["name"] == "sink"))')
 check_fail_count passed_by_fail_open "$((received - sink_hits))"
-stop_daemon
+stop_daemon "after the overload"
 judged=$(sed -n 's/.*rule sink (accept): packets=\([0-9]*\).*/\1/p' "$work/daemon.log")
 kernel=$(grep "queue 0 kernel:" "$work/daemon.log" || true)
 echo "sent $sent, received $received, judged by rule sink ${judged:-?}"
@@ -211,7 +163,5 @@ check_every_packet_judged
 if [ "$failures" -ne 0 ]; then
   echo "== daemon log" >&2
   cat "$work/daemon.log" >&2
-  echo "$failures checks failed" >&2
-  exit 1
 fi
-echo "all checks passed"
+testlib_finish "all checks passed"

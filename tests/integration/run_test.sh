@@ -20,60 +20,10 @@ for ((i = 0; i < ${#run_options[@]}; i++)); do
 done
 here=$(cd "$(dirname "$0")" && pwd)
 
-skip() {
-  echo "SKIPPED: $*" >&2
-  exit 77
-}
-
-[ "$(id -u)" -eq 0 ] || skip "the netns integration test needs root to create network namespaces"
-for tool in ip iptables ip6tables socat ss timeout; do
-  command -v "$tool" >/dev/null || skip "$tool is not installed; run tools/install-deps"
-done
-
-# shellcheck source=netns.sh
-source "$here/netns.sh"
-
-work=$(mktemp -d)
-daemon_pid=
-cleanup() {
-  if [ -n "$daemon_pid" ]; then
-    kill -TERM "$daemon_pid" 2>/dev/null || true
-    wait "$daemon_pid" 2>/dev/null || true
-  fi
-  netns_cleanup
-  rm -rf "$work"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-failures=0
-fail() {
-  echo "FAIL: $*" >&2
-  failures=$((failures + 1))
-}
-
-# Expect traffic ($1 protocol, $2 family, $3 port) to get through. A pass is
-# tried three times, so that a lost datagram on a loaded machine does not
-# fail the test. A block is checked once, because any reply is a failure.
-expect_pass() {
-  local answer attempt
-  for attempt in 1 2 3; do
-    answer=$(netns_probe "$1" "$2" "$3")
-    [ "$answer" = "$1 $3" ] && { echo "ok: $1/IPv$2 port $3 passes"; return 0; }
-    echo "note: $1/IPv$2 port $3 got no reply (attempt $attempt)" >&2
-  done
-  fail "$1/IPv$2 to port $3 should pass but got no reply"
-}
-
-expect_blocked() {
-  local answer
-  answer=$(netns_probe "$1" "$2" "$3")
-  if [ -n "$answer" ]; then
-    fail "$1/IPv$2 to port $3 should be blocked but got '$answer'"
-  else
-    echo "ok: $1/IPv$2 port $3 blocked"
-  fi
-}
+# shellcheck source=testlib.sh
+source "$here/testlib.sh"
+testlib_begin "the netns integration test needs root to create network namespaces" \
+  ip iptables ip6tables socat ss timeout
 
 # $1: port that must pass, $2: port that must be blocked.
 check_traffic() {
@@ -84,23 +34,6 @@ check_traffic() {
       expect_blocked "$protocol" "$family" "$2"
     done
   done
-}
-
-# Wait up to 10 s for the $2-th line of the daemon log that matches $1.
-wait_log() {
-  local pattern=$1 count=${2:-1} i
-  for i in $(seq 100); do
-    if [ "$(grep -c -- "$pattern" "$work/daemon.log" || true)" -ge "$count" ]; then
-      return 0
-    fi
-    if ! kill -0 "$daemon_pid" 2>/dev/null; then
-      break
-    fi
-    sleep 0.1
-  done
-  fail "daemon log has no line matching '$pattern' (wanted $count)"
-  cat "$work/daemon.log" >&2
-  return 1
 }
 
 # Rule files. First: accept by default and block 9001 by a rule.
@@ -155,13 +88,8 @@ netns_wait_listening 9000 || fail "servers on port 9000 did not start"
 netns_wait_listening 9001 || fail "servers on port 9001 did not start"
 
 cp "$work/first.toml" "$work/rules.toml"
-# A private control socket and state directory, so that the test neither
-# meets another daemon's lock nor touches the host's /var/lib/portwall.
-ip netns exec "$netns_server" "$portwall" run --rules "$work/rules.toml" \
-  --socket "$work/portwall.sock" --state-dir "$work/state" "${run_options[@]}" \
-  2>"$work/daemon.log" &
-daemon_pid=$!
-wait_log "info: started:"
+start_daemon --rules "$work/rules.toml" "${run_options[@]}" ||
+  fail_with_log "portwall run did not start; its log:"
 
 echo "== hooks installed"
 hooks_v4=$(ip netns exec "$netns_server" iptables -S)
@@ -189,17 +117,8 @@ grep -q "rules.toml:[0-9]*:[0-9]*: error:" "$work/daemon.log" ||
 check_traffic 9001 9000
 
 echo "== SIGTERM: the daemon stops, removes its hooks and prints its counters"
-kill -TERM "$daemon_pid"
-status=0
-wait "$daemon_pid" || status=$?
-daemon_pid=
-[ "$status" -eq 0 ] || fail "daemon exited with status $status"
-hooks_v4=$(ip netns exec "$netns_server" iptables -S)
-hooks_v6=$(ip netns exec "$netns_server" ip6tables -S)
-if grep -qi "NFQUEUE\|PORTWALL" <<<"$hooks_v4$hooks_v6"; then
-  fail "hook rules left behind after SIGTERM:"
-  echo "$hooks_v4" "$hooks_v6" >&2
-fi
+stop_daemon
+expect_no_hooks "after SIGTERM"
 
 # Every packet the kernel queued got a verdict: for each queue nothing waits
 # in the kernel, and the reader counted as many packets as the kernel
@@ -236,8 +155,4 @@ grep -q "policy (drop): packets=[1-9]" "$work/daemon.log" || fail "no hits count
 echo "== daemon log"
 cat "$work/daemon.log"
 
-if [ "$failures" -ne 0 ]; then
-  echo "$failures checks failed" >&2
-  exit 1
-fi
-echo "all checks passed"
+testlib_finish "all checks passed"
