@@ -17,116 +17,15 @@ set -euo pipefail
 portwall=${1:?usage: flow_test.sh PORTWALL_BINARY}
 here=$(cd "$(dirname "$0")" && pwd)
 
-skip() {
-  echo "SKIPPED: $*" >&2
-  exit 77
-}
-
-[ "$(id -u)" -eq 0 ] || skip "the flow mode test needs root to create network namespaces"
-for tool in ip iptables ip6tables socat ss timeout stat; do
-  command -v "$tool" >/dev/null || skip "$tool is not installed; run tools/install-deps"
-done
-
-# shellcheck source=netns.sh
-source "$here/netns.sh"
-
-work=$(mktemp -d)
-daemon_pid=
-stream_pids=()
-cleanup() {
-  for pid in $daemon_pid "${stream_pids[@]}"; do
-    kill -TERM "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-  done
-  netns_cleanup
-  rm -rf "$work"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-failures=0
-fail() {
-  echo "FAIL: $*" >&2
-  failures=$((failures + 1))
-}
-
-expect_pass() {
-  local answer attempt
-  for attempt in 1 2 3; do
-    answer=$(netns_probe "$1" "$2" "$3")
-    [ "$answer" = "$1 $3" ] && { echo "ok: $1/IPv$2 port $3 passes"; return 0; }
-  done
-  fail "$1/IPv$2 to port $3 should pass but got no reply"
-}
-
-expect_blocked() {
-  local answer
-  answer=$(netns_probe "$1" "$2" "$3")
-  if [ -n "$answer" ]; then
-    fail "$1/IPv$2 to port $3 should be blocked but got '$answer'"
-  else
-    echo "ok: $1/IPv$2 port $3 blocked"
-  fi
-}
+# shellcheck source=testlib.sh
+source "$here/testlib.sh"
+testlib_begin "the flow mode test needs root to create network namespaces" \
+  ip iptables ip6tables socat ss timeout stat
 
 # Packets the kernel has handed to queue 0 so far (its last packet id).
 queued_packets() {
   ip netns exec "$netns_server" cat /proc/net/netfilter/nfnetlink_queue |
     awk '$1 == 0 { print $8 }'
-}
-
-# A slow TCP stream (about 100 KiB/s, at most 60 s) to PORT over FAMILY (4
-# or 6), appended by the server to $work/stream-FAMILY-PORT.bin.
-start_stream() { # FAMILY PORT
-  local family=$1 port=$2 listen connect
-  if [ "$family" = 4 ]; then
-    listen="TCP4-LISTEN:$port,bind=$netns_server_v4,reuseaddr"
-    connect="TCP4:$netns_server_v4:$port"
-  else
-    listen="TCP6-LISTEN:$port,bind=[$netns_server_v6],reuseaddr"
-    connect="TCP6:[$netns_server_v6]:$port"
-  fi
-  ip netns exec "$netns_server" timeout 60 socat -u "$listen" \
-    "OPEN:$work/stream-$family-$port.bin,creat,append" &
-  netns_pids+=($!)
-  netns_wait_listening "$port" || fail "stream server on port $port did not start"
-  sleep 0.2 # the other family's listener on the same port may be up already
-  (
-    for _ in $(seq 6000); do
-      head -c 1024 /dev/zero
-      sleep 0.01
-    done
-  ) | ip netns exec "$netns_client" timeout 60 socat -u - "$connect" &
-  stream_pids+=($!)
-}
-
-stream_size() { stat -c %s "$work/stream-$1.bin" 2>/dev/null || echo 0; }
-
-# Prints the bytes that each listed stream (FAMILY-PORT) delivered during
-# one second.
-stream_growth() {
-  local stream before=() index=0
-  for stream in "$@"; do
-    before+=("$(stream_size "$stream")")
-  done
-  sleep 1
-  for stream in "$@"; do
-    echo -n "$(($(stream_size "$stream") - before[index])) "
-    index=$((index + 1))
-  done
-  echo
-}
-
-wait_log() { # PATTERN
-  local i
-  for i in $(seq 100); do
-    grep -q -- "$1" "$work/daemon.log" && return 0
-    kill -0 "$daemon_pid" 2>/dev/null || break
-    sleep 0.1
-  done
-  fail "daemon log has no line matching '$1'; the log:"
-  cat "$work/daemon.log" >&2
-  return 1
 }
 
 cat >"$work/rules.toml" <<'EOF'
@@ -147,10 +46,8 @@ for port in 9000 9001; do
   netns_wait_listening "$port" || fail "servers on port $port did not start"
 done
 
-ip netns exec "$netns_server" "$portwall" run --rules "$work/rules.toml" --mode flow \
-  2>"$work/daemon.log" &
-daemon_pid=$!
-wait_log "info: started:"
+start_daemon --rules "$work/rules.toml" --mode flow ||
+  fail_with_log "portwall run did not start; its log:"
 grep -q "mode flow" "$work/daemon.log" || fail "the start log does not name flow mode"
 ip netns exec "$netns_server" iptables -S PORTWALL | grep -q "ctstate RELATED,ESTABLISHED" ||
   fail "no ESTABLISHED accept rule in the IPv4 hooks in flow mode"
@@ -221,14 +118,6 @@ for family in 4 6; do
   done
 done
 
-kill -TERM "$daemon_pid"
-status=0
-wait "$daemon_pid" || status=$?
-daemon_pid=
-[ "$status" -eq 0 ] || fail "daemon exited with status $status after SIGTERM"
+stop_daemon
 
-if [ "$failures" -gt 0 ]; then
-  echo "$failures check(s) failed" >&2
-  exit 1
-fi
-echo "all flow mode checks passed"
+testlib_finish "all flow mode checks passed"
