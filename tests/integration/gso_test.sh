@@ -14,37 +14,10 @@ set -euo pipefail
 portwall=${1:?usage: gso_test.sh PORTWALL_BINARY}
 here=$(cd "$(dirname "$0")" && pwd)
 
-skip() {
-  echo "SKIPPED: $*" >&2
-  exit 77
-}
-
-[ "$(id -u)" -eq 0 ] || skip "the GSO test needs root to create network namespaces"
-for tool in ip iptables ip6tables socat ss timeout sha256sum; do
-  command -v "$tool" >/dev/null || skip "$tool is not installed; run tools/install-deps"
-done
-
-# shellcheck source=netns.sh
-source "$here/netns.sh"
-
-work=$(mktemp -d)
-daemon_pid=
-cleanup() {
-  if [ -n "$daemon_pid" ]; then
-    kill -TERM "$daemon_pid" 2>/dev/null || true
-    wait "$daemon_pid" 2>/dev/null || true
-  fi
-  netns_cleanup
-  rm -rf "$work"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-failures=0
-fail() {
-  echo "FAIL: $*" >&2
-  failures=$((failures + 1))
-}
+# shellcheck source=testlib.sh
+source "$here/testlib.sh"
+testlib_begin "the GSO test needs root to create network namespaces" \
+  ip iptables ip6tables socat ss timeout sha256sum
 
 cat >"$work/rules.toml" <<'EOF'
 version = 1
@@ -66,29 +39,6 @@ EOF
 
 head -c 10000000 /dev/urandom >"$work/send.bin"
 expected=$(sha256sum <"$work/send.bin" | cut -d' ' -f1)
-
-start_daemon() { # MODE
-  ip netns exec "$netns_server" "$portwall" run --rules "$work/rules.toml" --mode "$1" \
-    2>"$work/daemon.log" &
-  daemon_pid=$!
-  local i
-  for i in $(seq 100); do
-    grep -q "info: started:" "$work/daemon.log" && return 0
-    kill -0 "$daemon_pid" 2>/dev/null || break
-    sleep 0.1
-  done
-  fail "portwall run --mode $1 did not start; its log:"
-  cat "$work/daemon.log" >&2
-  return 1
-}
-
-stop_daemon() {
-  kill -TERM "$daemon_pid"
-  local status=0
-  wait "$daemon_pid" || status=$?
-  daemon_pid=
-  [ "$status" -eq 0 ] || fail "daemon exited with status $status after SIGTERM"
-}
 
 transfer() { # MODE FAMILY
   local mode=$1 family=$2 listen connect actual
@@ -122,7 +72,8 @@ netns_setup "$(printf 'g%03x' $((RANDOM % 4096)))"
 
 for mode in packet flow; do
   echo "== $mode mode"
-  start_daemon "$mode"
+  start_daemon --rules "$work/rules.toml" --mode "$mode" ||
+    fail_with_log "portwall run --mode $mode did not start; its log:"
   transfer "$mode" 4
   transfer "$mode" 6
   stop_daemon
@@ -141,8 +92,4 @@ for mode in packet flow; do
   fi
 done
 
-if [ "$failures" -gt 0 ]; then
-  echo "$failures check(s) failed" >&2
-  exit 1
-fi
-echo "all GSO checks passed"
+testlib_finish "all GSO checks passed"

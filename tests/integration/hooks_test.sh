@@ -17,64 +17,23 @@
 set -euo pipefail
 
 portwall=${1:?usage: hooks_test.sh PORTWALL_BINARY}
+here=$(cd "$(dirname "$0")" && pwd)
 
-skip() {
-  echo "SKIPPED: $*" >&2
-  exit 77
-}
+# shellcheck source=testlib.sh
+source "$here/testlib.sh"
+testlib_begin "the hooks test needs root to create a network namespace" \
+  ip iptables ip6tables iptables-restore nft timeout
 
-[ "$(id -u)" -eq 0 ] || skip "the hooks test needs root to create a network namespace"
-for tool in ip iptables ip6tables iptables-restore nft timeout; do
-  command -v "$tool" >/dev/null || skip "$tool is not installed; run tools/install-deps"
-done
+# One namespace is enough: the daemon runs in it and nothing probes it.
+# Naming it netns_server lets start_daemon and the cleanup find it.
+netns_server="pw-h-$(printf '%04x' $((RANDOM)))"
 
-work=$(mktemp -d)
-ns="pw-h-$(printf '%04x' $((RANDOM)))"
-daemon_pid=
-cleanup() {
-  if [ -n "$daemon_pid" ]; then
-    kill -TERM "$daemon_pid" 2>/dev/null || true
-    wait "$daemon_pid" 2>/dev/null || true
-  fi
-  ip netns del "$ns" 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-failures=0
-fail() {
-  echo "FAIL: $*" >&2
-  failures=$((failures + 1))
-}
-
-in_ns() { ip netns exec "$ns" "$@"; }
+in_ns() { ip netns exec "$netns_server" "$@"; }
 
 ruleset() {
   in_ns iptables -S
   in_ns ip6tables -S
   in_ns nft list table inet admin 2>/dev/null || true
-}
-
-start_daemon() { # EXTRA_ARGUMENTS...
-  : >"$work/daemon.log"
-  ip netns exec "$ns" "$portwall" run --rules "$work/rules.toml" "$@" 2>"$work/daemon.log" &
-  daemon_pid=$!
-  local i
-  for i in $(seq 100); do
-    grep -q "info: started:" "$work/daemon.log" && return 0
-    kill -0 "$daemon_pid" 2>/dev/null || return 1
-    sleep 0.1
-  done
-  return 1
-}
-
-stop_daemon() {
-  kill -TERM "$daemon_pid"
-  local status=0
-  wait "$daemon_pid" || status=$?
-  daemon_pid=
-  [ "$status" -eq 0 ] || fail "daemon exited with status $status after SIGTERM"
 }
 
 # Wait for a daemon that must fail to start; prints its exit status.
@@ -104,8 +63,8 @@ version = 1
 input = "accept"
 EOF
 
-ip netns add "$ns"
-ip -n "$ns" link set lo up
+ip netns add "$netns_server"
+ip -n "$netns_server" link set lo up
 
 echo "== the admin's own rules survive start and stop"
 in_ns iptables -N ADMIN
@@ -115,7 +74,7 @@ in_ns ip6tables -A INPUT -p udp --dport 5556 -j ACCEPT
 printf 'table inet admin {\n\tchain input {\n\t\ttype filter hook input priority 10;\n\t}\n}\n' |
   in_ns nft -f -
 before=$(ruleset)
-start_daemon || { fail "portwall run did not start"; cat "$work/daemon.log" >&2; }
+start_daemon --rules "$work/rules.toml" || fail_with_log "portwall run did not start"
 first_v4=$(in_ns iptables -S INPUT | sed -n 2p)
 first_v6=$(in_ns ip6tables -S INPUT | sed -n 2p)
 [ "$first_v4" = "-A INPUT -j PORTWALL" ] || fail "first IPv4 INPUT rule is '$first_v4'"
@@ -135,7 +94,8 @@ echo "== a stale chain is replaced, not doubled"
 in_ns iptables -N PORTWALL
 in_ns iptables -A PORTWALL -j NFQUEUE --queue-num 5
 in_ns iptables -I INPUT -j PORTWALL
-start_daemon || { fail "portwall run did not start over a stale chain"; cat "$work/daemon.log" >&2; }
+start_daemon --rules "$work/rules.toml" ||
+  fail_with_log "portwall run did not start over a stale chain"
 chain=$(in_ns iptables -S PORTWALL)
 grep -q "queue-num 5" <<<"$chain" && fail "the stale rule survived the restart: $chain"
 jumps=$(in_ns iptables -S INPUT | grep -c "j PORTWALL" || true)
@@ -151,7 +111,8 @@ echo "simulated ip6tables-restore failure" >&2
 exit 1
 EOF
 chmod +x "$work/bin/ip6tables-restore"
-PATH="$work/bin:$PATH" start_daemon && fail "portwall run started although ip6tables-restore failed"
+PATH="$work/bin:$PATH" start_daemon --rules "$work/rules.toml" &&
+  fail "portwall run started although ip6tables-restore failed"
 status=$(wait_failed_start)
 [ "$status" -ne 0 ] || fail "portwall run exited with status 0 after a failed install"
 grep -q "simulated ip6tables-restore failure" "$work/daemon.log" ||
@@ -161,12 +122,14 @@ no_portwall_rules "after a failed IPv6 install"
 echo "== --hook-backend nft"
 if printf 'table inet portwall_probe {\n\tchain c {\n\t\tqueue to 0\n\t}\n}\n' |
   in_ns nft --check -f - 2>/dev/null; then
-  start_daemon --hook-backend nft || { fail "portwall run with nft did not start"; cat "$work/daemon.log" >&2; }
+  start_daemon --rules "$work/rules.toml" --hook-backend nft ||
+    fail_with_log "portwall run with nft did not start"
   in_ns nft list table inet portwall | grep -q "queue" || fail "no queue rule in inet portwall"
   stop_daemon
   no_portwall_rules "after SIGTERM with nft"
 else
-  start_daemon --hook-backend nft && fail "portwall run started with nft, which cannot queue here"
+  start_daemon --rules "$work/rules.toml" --hook-backend nft &&
+    fail "portwall run started with nft, which cannot queue here"
   status=$(wait_failed_start)
   [ "$status" -ne 0 ] || fail "portwall run exited with status 0 without the nft queue"
   grep -q "nft backend unavailable" "$work/daemon.log" ||
@@ -175,8 +138,4 @@ else
   no_portwall_rules "after a refused nft install"
 fi
 
-if [ "$failures" -gt 0 ]; then
-  echo "$failures check(s) failed" >&2
-  exit 1
-fi
-echo "all hook checks passed"
+testlib_finish "all hook checks passed"
