@@ -383,6 +383,35 @@ for family in 4 6; do
     fail "flow mode: the IPv$family connection did not recover after the unblock"
 done
 stop_daemon
+
+# --- flow mode: a restart cuts connections opened while the daemon was dead --
+# After SIGKILL the hooks stay and fail open lets new connections pass
+# unjudged. A block saved with --offline meanwhile must hold for such a
+# connection from the restart on: the start's conntrack pass marks it.
+start_daemon flow
+kill -KILL "$daemon_pid"
+wait "$daemon_pid" 2>/dev/null || true
+daemon_pid=
+ip netns exec "$netns_client" python3 "$here/stream.py" session "$netns_server_v4" 7200 8 20 \
+  >"$work/session-start" &
+netns_pids+=($!)
+sleep 1
+"$portwall" block 7200/tcp --offline --state-dir "$state" --rules "$rules" \
+  --comment "offline cut" >/dev/null || fail "--offline block 7200/tcp failed"
+: >"$work/daemon.log"
+start_daemon flow
+started_at=$(now_ns)
+sleep 3
+early=$(awk -v t="$started_at" '$3 < t' "$work/session-start" | wc -l)
+late=$(awk -v t="$started_at" -v d="$tolerance_ns" '$2 > t + d' "$work/session-start" | wc -l)
+[ "$early" -gt 0 ] && pass "flow mode: the connection echoed while the daemon was dead" ||
+  fail "flow mode: the connection opened while the daemon was dead did not echo"
+grep -q "conntrack: .* [1-9][0-9]* cut" "$work/daemon.log" &&
+  pass "flow mode: the restart marked the connection opened while the daemon was dead" ||
+  fail "flow mode: the start did not mark the open connection"
+[ "$late" -eq 0 ] && pass "flow mode: the saved block stopped it from the start" ||
+  fail "flow mode: $late lines sent after the start were echoed despite the saved block"
+stop_daemon
 fi
 
 if [ "$failures" -ne 0 ]; then
