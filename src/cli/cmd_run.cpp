@@ -44,7 +44,7 @@ struct RunOptions {
     // Flow mode is the default: established traffic stays in the kernel, and
     // a rule change still cuts the connections it drops (conntrack.hpp).
     std::string mode = "flow";
-    std::uint32_t flow_mark = default_cut_mark;
+    std::uint32_t flow_mark = default_flow_mark;
     std::string fail; // empty: the rule file's [daemon] fail, else open
     std::string classifier = "compiled";
     QueueOptions queue_options;

@@ -26,7 +26,7 @@ struct MarkChange {
 
 struct CutState {
     const Ruleset* rules = nullptr;
-    std::uint32_t mark_bit = default_cut_mark;
+    std::uint32_t mark_bit = default_flow_mark;
     std::vector<Address> local_addresses;
     std::vector<MarkChange> changes;
     std::size_t examined = 0;

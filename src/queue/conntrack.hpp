@@ -12,6 +12,7 @@
 #pragma once
 
 #include "classify/ruleset.hpp"
+#include "queue/hooks.hpp"
 
 #include <cstddef>
 #include <cstdint>
@@ -19,10 +20,6 @@
 #include <vector>
 
 namespace portwall {
-
-// The conntrack mark bit that flags a connection whose packets must all be
-// queued. One bit, so that other users of the mark keep the rest of it.
-inline constexpr std::uint32_t default_cut_mark = 0x00400000;
 
 struct ConntrackCutResult {
     bool ok = true;
@@ -47,7 +44,7 @@ inline constexpr std::size_t conntrack_cut_max_examples = 16;
 // passed the input hook. Outgoing, forwarded and host-internal connections are
 // left alone. Rule hit counters are not touched.
 ConntrackCutResult cut_dropped_connections(const Ruleset& rules,
-                                           std::uint32_t mark_bit = default_cut_mark);
+                                           std::uint32_t mark_bit = default_flow_mark);
 
 // True when `mark` has exactly one bit set, as the hook rules require.
 bool valid_cut_mark(std::uint32_t mark) noexcept;

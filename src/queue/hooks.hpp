@@ -14,6 +14,10 @@ namespace portwall {
 
 enum class HookBackend : std::uint8_t { automatic, iptables, nft };
 
+// The conntrack mark bit that flags a connection whose packets must all be
+// queued in flow mode. One bit, so that other users of the mark keep the rest.
+inline constexpr std::uint32_t default_flow_mark = 0x00400000;
+
 // Which packets go to the queue: every packet, or only those that conntrack
 // does not place in a known connection (states NEW, UNTRACKED and INVALID).
 // In flow mode, ESTABLISHED and RELATED traffic stays in the kernel unless its
@@ -25,7 +29,7 @@ struct HookConfig {
     QueueMode mode = QueueMode::packet;
     // Flow mode: the conntrack mark bit of connections whose every packet is
     // queued, because a rule change after they opened drops them.
-    std::uint32_t flow_mark = 0x00400000;
+    std::uint32_t flow_mark = default_flow_mark;
     std::uint16_t first_queue = 0;
     std::uint16_t queue_count = 1; // > 1 spreads flows over queues (--queue-balance)
     // With several queues, pick the queue by the CPU that received the packet
