@@ -138,7 +138,8 @@ std::optional<RuleFile> load_rule_file(const std::string& path)
         log_message(level, "%s", format_diagnostic(diagnostic, result.source_text).c_str());
     }
     if (!result.ok()) {
-        LOG_ERROR("%s: %zu errors, rule file not loaded", path.c_str(), result.error_count());
+        LOG_ERROR("%s: %zu error%s, rule file not loaded", path.c_str(), result.error_count(),
+                  result.error_count() == 1 ? "" : "s");
         return std::nullopt;
     }
     return std::move(result.rules);

@@ -86,8 +86,13 @@ std::optional<json> parse_object(std::string_view line, std::string_view what, s
     }
 
     const auto version = value.find("v");
-    if (version == value.end() || !version->is_number_integer()) {
+    if (version == value.end()) {
         error = std::string(what) + " has no protocol version \"v\"";
+        return std::nullopt;
+    }
+    if (!version->is_number_integer()) {
+        error = std::string(what) + " has an invalid protocol version " + version->dump() +
+                ": \"v\" must be the integer " + std::to_string(protocol_version);
         return std::nullopt;
     }
     if (version->get<std::int64_t>() != protocol_version) {

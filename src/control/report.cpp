@@ -24,6 +24,26 @@ json protocols_json(const Rule& rule)
     return names;
 }
 
+// Text for a terminal: control characters (a comment may contain escape
+// sequences or newlines) are shown as \xNN, so they can neither drive the
+// terminal of whoever runs `list` nor break the table's lines.
+std::string printable(std::string_view text)
+{
+    std::string out;
+    out.reserve(text.size());
+    for (const char c : text) {
+        const auto byte = static_cast<unsigned char>(c);
+        if (byte >= 0x20 && byte != 0x7f) {
+            out += c;
+            continue;
+        }
+        char escaped[8];
+        std::snprintf(escaped, sizeof escaped, "\\x%02x", byte);
+        out += escaped;
+    }
+    return out;
+}
+
 json ports_json(const std::vector<PortRange>& ranges)
 {
     json items = json::array();
@@ -167,7 +187,8 @@ std::string format_rules_report(const json& report)
                       join(rule["proto"], "any").c_str(), ports.c_str(),
                       join(rule["src"], "any").c_str(), join(rule["dst"], "any").c_str(),
                       static_cast<unsigned long long>(rule.value("packets", 0ull)),
-                      static_cast<unsigned long long>(rule.value("bytes", 0ull)), origin.c_str());
+                      static_cast<unsigned long long>(rule.value("bytes", 0ull)),
+                      printable(origin).c_str());
         text += line;
         if (rule.contains("error"))
             text += "        error: " + rule["error"].get<std::string>() + "\n";

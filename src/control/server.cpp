@@ -393,8 +393,11 @@ void ControlServer::serve_connection(int fd)
 
     if (!write_all(fd, encode_reply(reply)))
         log_rejected("reply not sent", peer, std::strerror(errno));
-    if (!whole_request)
-        discard_input(fd);
+    // Bytes after the first newline (or after an oversized request) are still
+    // unread, and closing over them would reset the connection before the
+    // client reads the reply.
+    set_timeouts(fd, refused_peer_timeout);
+    discard_input(fd);
 }
 
 } // namespace portwall::control

@@ -278,6 +278,26 @@ reply=$(head -c 4096 /dev/urandom | tr -d '\n' | socat -t5 - "UNIX-CONNECT:$sock
 expected='{"error":"malformed request: request is not valid JSON","ok":false,"v":1}'
 [ "$reply" = "$expected" ] &&
   pass "random bytes get an error reply" || fail "random bytes: reply '$reply'"
+# A newline early in the bytes ends the request there. The rest stays unread
+# until the server drains it: closing over unread bytes would end the
+# client's read of the reply in ECONNRESET instead of a clean end of file.
+reply=$(python3 -c '
+import os, socket, sys
+client = socket.socket(socket.AF_UNIX)
+client.settimeout(5)
+client.connect(sys.argv[1])
+client.sendall(b"garbage\n" + os.urandom(5000))
+client.shutdown(socket.SHUT_WR)
+data = b""
+try:
+    while chunk := client.recv(65536):
+        data += chunk
+except ConnectionResetError:
+    data += b" <connection reset>"
+print(data.decode(errors="replace").strip())' "$socket" || true)
+[ "$reply" = "$expected" ] &&
+  pass "a bad line followed by more bytes gets an error reply and a clean end" ||
+  fail "a bad line followed by more bytes: reply '$reply'"
 reply=$(head -c 70000 /dev/zero | tr '\0' 'x' | socat -t5 - "UNIX-CONNECT:$socket" || true)
 echo "$reply" | grep -q 'request is longer than 65536 bytes' &&
   pass "an oversized request gets an error reply" ||

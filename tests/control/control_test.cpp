@@ -124,6 +124,10 @@ TEST_CASE("protocol rejects malformed requests")
         {"\x01\xff garbage", "request is not valid JSON"},
         {"[1,2]", "request must be a JSON object"},
         {R"({"command":"list"})", "request has no protocol version \"v\""},
+        {R"({"v":1e0,"command":"list"})",
+         "request has an invalid protocol version 1.0: \"v\" must be the integer 1"},
+        {R"({"v":"1","command":"list"})",
+         "request has an invalid protocol version \"1\": \"v\" must be the integer 1"},
         {R"({"v":2,"command":"list"})",
          "request uses protocol version 2; this portwall speaks version 1"},
         {R"({"v":1,"command":"reboot"})", "unknown command \"reboot\""},
@@ -833,4 +837,29 @@ TEST_CASE("service caps the CLI rule count")
           Action::accept);
     CHECK(holder.load()->evaluate(tcp_packet("2001:db8::1", "2001:db8::2", 81)).action ==
           Action::accept);
+}
+
+TEST_CASE("list escapes control characters in comments")
+{
+    TemporaryDir dir;
+    RuleSpec rule = spec(Action::drop, "7001/tcp", {});
+    rule.comment = "a\x1b[31mred\nnext\x7f";
+    save_rules(dir.path, {rule});
+
+    ControlService service(nullptr, dir.path, ClassifierKind::linear);
+    std::string error;
+    REQUIRE_MESSAGE(service.start_offline(compile_ok("[policy]\ninput = \"accept\"\n"),
+                                          "test.toml", load_state(dir.path), error),
+                    error);
+    Request list;
+    list.command = Command::list;
+    const Reply reply = service.handle(list);
+    REQUIRE_MESSAGE(reply.ok, reply.message);
+
+    // JSON escapes them by itself; the table shows them as \xNN on one line.
+    CHECK(reply.data["rules"][0]["comment"] == rule.comment);
+    const std::string text = format_rules_report(reply.data);
+    CHECK(text.find('\x1b') == std::string::npos);
+    CHECK(text.find('\x7f') == std::string::npos);
+    CHECK(text.find("# a\\x1b[31mred\\x0anext\\x7f\n") != std::string::npos);
 }
