@@ -1,6 +1,7 @@
 #include "control/protocol.hpp"
 
 #include <array>
+#include <set>
 #include <utility>
 
 namespace portwall::control {
@@ -75,9 +76,29 @@ std::optional<json> parse_object(std::string_view line, std::string_view what, s
     if (!line.empty() && line.back() == '\n')
         line.remove_suffix(1);
 
-    json value = json::parse(line, nullptr, /*allow_exceptions=*/false);
+    // nlohmann::json keeps the last of two equal keys without a word, but a
+    // request that names two commands is ambiguous, so duplicates are errors.
+    std::vector<std::set<std::string>> open_objects;
+    std::string duplicate;
+    const json::parser_callback_t check_keys = [&](int, json::parse_event_t event, json& parsed) {
+        if (event == json::parse_event_t::object_start) {
+            open_objects.emplace_back();
+        } else if (event == json::parse_event_t::object_end && !open_objects.empty()) {
+            open_objects.pop_back();
+        } else if (event == json::parse_event_t::key && !open_objects.empty()) {
+            const std::string& key = parsed.get_ref<const std::string&>();
+            if (!open_objects.back().insert(key).second && duplicate.empty())
+                duplicate = key;
+        }
+        return true;
+    };
+    json value = json::parse(line, check_keys, /*allow_exceptions=*/false);
     if (value.is_discarded()) {
         error = std::string(what) + " is not valid JSON";
+        return std::nullopt;
+    }
+    if (!duplicate.empty()) {
+        error = std::string(what) + " has key \"" + duplicate + "\" twice";
         return std::nullopt;
     }
     if (!value.is_object()) {
