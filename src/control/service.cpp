@@ -196,28 +196,40 @@ bool ControlService::check_state(const StateLoad& state, std::string& error) con
     return true;
 }
 
-// The start error for the first saved rule that names a set the file lacks,
-// or "" when every set is defined. It names the state file's line, the rule,
-// the set, and the command that removes the rule with the daemon stopped.
+// The start error for the saved rules that name a set the file lacks, or ""
+// when every set is defined. It names each rule's line in the state file, the
+// rule and the set, then the commands that remove the rules with the daemon
+// stopped. The commands run from the last rule back, so that deleting one by
+// number does not renumber those still to come.
 std::string ControlService::unresolved_rule_error(const RuleStore& store,
                                                   const StateLoad& state) const
 {
+    const std::string rules_file = absolute_path(store.file_path());
+    std::string errors;
+    std::vector<std::string> commands;
     for (std::size_t i = 0; i < state.rules.size(); ++i) {
         std::string problem;
         if (resolve_rule_spec(state.rules[i], store.file().sets, problem))
             continue;
         const RuleSpec& spec = state.rules[i];
         const std::string target = spec.name.empty() ? std::to_string(i + 1) : spec.name;
-        const std::string rules_file = absolute_path(store.file_path());
-        return state_file_path(state_dir_) + ":" + std::to_string(state.lines[i]) +
-               ":1: error: CLI rule " + std::to_string(i + 1) + " (" + describe_rule_spec(spec) +
-               "): " + problem + " (" + rules_file +
-               "), so portwall will not start with this rule changed or left out\n" +
-               "restore the set in " + rules_file + ", or remove the rule with:\n" +
-               "  portwall delete " + shell_word(target) + " --offline --state-dir " +
-               shell_word(absolute_path(state_dir_)) + " --rules " + shell_word(rules_file);
+        errors += state_file_path(state_dir_) + ":" + std::to_string(state.lines[i]) +
+                  ":1: error: CLI rule " + std::to_string(i + 1) + " (" +
+                  describe_rule_spec(spec) + "): " + problem + " (" + rules_file + ")\n";
+        commands.push_back("  portwall delete " + shell_word(target) + " --offline --state-dir " +
+                           shell_word(absolute_path(state_dir_)) + " --rules " +
+                           shell_word(rules_file));
     }
-    return "";
+    if (commands.empty())
+        return "";
+    const bool one = commands.size() == 1;
+    std::string text = errors + "portwall will not start with " +
+                       (one ? "this rule" : "these rules") + " changed or left out\n" +
+                       "restore the set in " + rules_file + ", or remove " +
+                       (one ? "the rule" : "the rules") + " with:";
+    for (auto command = commands.rbegin(); command != commands.rend(); ++command)
+        text += "\n" + *command;
+    return text;
 }
 
 bool ControlService::start(RuleFile file, const std::string& file_path, const StateLoad& state,

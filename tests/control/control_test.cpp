@@ -598,11 +598,26 @@ TEST_CASE("missing set start error names the repair")
     // The state file's line 3 contains CLI rule 2, after the header and rule 1.
     CHECK(error == state_file_path(dir.path) +
                        ":3:1: error: CLI rule 2 (accept 22/tcp from @admins): set @admins is not "
-                       "defined in the rule file (" + rules_file +
-                       "), so portwall will not start with this rule changed or left out\n"
+                       "defined in the rule file (" + rules_file + ")\n"
+                       "portwall will not start with this rule changed or left out\n"
                        "restore the set in " + rules_file + ", or remove the rule with:\n"
                        "  portwall delete 2 --offline --state-dir " + dir.path + " --rules " +
                        rules_file);
+
+    // Every such rule is named, and the removals run from the last one back,
+    // so that deleting by number does not shift the numbers still to come.
+    save_rules(dir.path, {spec(Action::accept, "22/tcp", {"@admins"}),
+                          spec(Action::drop, "25/tcp", {}),
+                          spec(Action::accept, "23/tcp", {"@ops"})});
+    CHECK_FALSE(daemon.start(compile_ok("[policy]\ninput = \"accept\"\n"), "test.toml",
+                             load_state(dir.path), error));
+    CHECK(error.find(":2:1: error: CLI rule 1 (accept 22/tcp from @admins): set @admins") !=
+          std::string::npos);
+    CHECK(error.find(":4:1: error: CLI rule 3 (accept 23/tcp from @ops): set @ops") !=
+          std::string::npos);
+    CHECK(error.find("remove the rules with:\n  portwall delete 3 --offline") !=
+          std::string::npos);
+    CHECK(error.find("\n  portwall delete 1 --offline") > error.find("portwall delete 3"));
 
     // A named rule is removed by its name, which later deletions do not shift.
     save_rules(dir.path, {spec(Action::accept, "22/tcp", {"@admins"}, "admin-ssh")});
