@@ -222,11 +222,11 @@ std::string ControlService::unresolved_rule_error(const RuleStore& store,
     }
     if (commands.empty())
         return "";
-    const bool one = commands.size() == 1;
+    const bool single_rule = commands.size() == 1;
     std::string text = errors + "portwall will not start with " +
-                       (one ? "this rule" : "these rules") + " changed or left out\n" +
+                       (single_rule ? "this rule" : "these rules") + " changed or left out\n" +
                        "restore the set in " + rules_file + ", or remove " +
-                       (one ? "the rule" : "the rules") + " with:";
+                       (single_rule ? "the rule" : "the rules") + " with:";
     for (auto command = commands.rbegin(); command != commands.rend(); ++command)
         text += "\n" + *command;
     return text;
