@@ -359,7 +359,7 @@ void Daemon::reload()
                   generation_);
         return;
     }
-    // --fail wins over the file, as at start; without either, fail open.
+    // --fail wins over the file, as at start. Without either, fail open.
     bool next_fail_open = fail_open_;
     if (options_.fail.empty())
         next_fail_open = !rules->fail || *rules->fail == FailMode::open;
@@ -390,9 +390,9 @@ std::string port_list(const std::vector<std::uint16_t>& ports)
     return text.empty() ? "none" : text;
 }
 
-// A reload changed [daemon] fail or admin_ports: both live in the hook rules,
-// and the fail mode also in each queue's flags. The hooks are swapped first;
-// if that fails, nothing changes and the new rules stay in force without it.
+// Apply a reloaded [daemon] fail or admin_ports. Both live in the hook rules,
+// and the fail mode also in each queue's flags. The hooks are swapped first. If
+// that fails, nothing changes, and the new rules stay in force without it.
 void Daemon::apply_fail_settings(bool fail_open, const std::vector<std::uint16_t>& admin_ports)
 {
     if (HookGuard* hooks = hooks_.load()) {
@@ -481,10 +481,13 @@ nlohmann::json Daemon::fail_mode_count(std::uint64_t received) const
         LOG_WARNING("status: cannot read the queue rule counters: %s", error.c_str());
         return nullptr;
     }
+    // One read of the kernel's queue list. An unreadable list counts as none waiting.
+    std::string kernel_error;
     std::uint64_t waiting = 0;
-    for (const auto& reader : readers_) {
-        if (const auto kernel = read_kernel_queue_stats(reader->queue()))
-            waiting += kernel->waiting;
+    for (const KernelQueueStats& kernel : read_all_kernel_queue_stats(kernel_error)) {
+        const unsigned last = unsigned{options_.queue} + options_.queues - 1u;
+        if (kernel.queue >= options_.queue && kernel.queue <= last)
+            waiting += kernel.waiting;
     }
     return *reached > received + waiting ? *reached - received - waiting : 0;
 }
@@ -651,7 +654,7 @@ void add_run_command(CLI::App& app, int& exit_status)
                         "every packet of a connection cut by a rule change to the queue")
         ->check([](const std::string& text) {
             std::uint32_t mark = 0;
-            return CLI::detail::lexical_cast(text, mark) && valid_cut_mark(mark)
+            return CLI::detail::lexical_cast(text, mark) && valid_flow_mark(mark)
                        ? std::string()
                        : "must be a number with exactly one bit set, e.g. 0x400000";
         })

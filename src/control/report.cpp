@@ -24,9 +24,9 @@ json protocols_json(const Rule& rule)
     return names;
 }
 
-// Text for a terminal: control characters (a comment may contain escape
-// sequences or newlines) are shown as \xNN, so they can neither drive the
-// terminal of whoever runs `list` nor break the table's lines.
+// Return `text` with control characters shown as \xNN. A comment may contain
+// escape sequences or newlines, which would otherwise reach the terminal of
+// the admin who runs `list` or break the table's lines.
 std::string printable(std::string_view text)
 {
     std::string out;

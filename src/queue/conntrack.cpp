@@ -228,15 +228,10 @@ void apply_changes(nfct_handle* handle, CutState& state, ConntrackCutResult& res
 
 } // namespace
 
-bool valid_cut_mark(std::uint32_t mark) noexcept
-{
-    return mark != 0 && (mark & (mark - 1)) == 0;
-}
-
 ConntrackCutResult cut_dropped_connections(const Ruleset& rules, std::uint32_t mark_bit)
 {
     ConntrackCutResult result;
-    if (!valid_cut_mark(mark_bit)) {
+    if (!valid_flow_mark(mark_bit)) {
         result.ok = false;
         result.error = "the conntrack mark must have exactly one bit set";
         return result;

@@ -46,7 +46,4 @@ inline constexpr std::size_t conntrack_cut_max_examples = 16;
 ConntrackCutResult cut_dropped_connections(const Ruleset& rules,
                                            std::uint32_t mark_bit = default_flow_mark);
 
-// True when `mark` has exactly one bit set, as the hook rules require.
-bool valid_cut_mark(std::uint32_t mark) noexcept;
-
 } // namespace portwall

@@ -405,12 +405,17 @@ std::string validate(const HookConfig& config)
     if (unsigned{config.first_queue} + config.queue_count - 1u > 65535u)
         return "invalid queue range " + std::to_string(config.first_queue) + " + " +
                std::to_string(config.queue_count) + " queues: queue numbers end at 65535";
-    if (config.flow_mark == 0 || (config.flow_mark & (config.flow_mark - 1)) != 0)
+    if (!valid_flow_mark(config.flow_mark))
         return "invalid flow mark " + hex_mark(config.flow_mark) + ": it must be one bit";
     return {};
 }
 
 } // namespace
+
+bool valid_flow_mark(std::uint32_t mark) noexcept
+{
+    return mark != 0 && (mark & (mark - 1)) == 0;
+}
 
 std::string_view hook_backend_name(HookBackend backend) noexcept
 {
@@ -565,22 +570,17 @@ std::optional<std::uint64_t> sum_queue_rule_packets(std::string_view listing, Ho
 
 std::optional<std::uint64_t> read_queue_rule_packets(HookBackend used, std::string& error)
 {
-    std::uint64_t total = 0;
+    // nft lists both families in one chain, while iptables needs one listing each.
+    std::vector<std::vector<std::string>> listings;
     if (used == HookBackend::nft) {
-        const std::vector<std::string> argv = {"nft", "list", "chain", "inet",
-                                               std::string(nft_table), "input"};
-        const CommandResult listed = run_command(argv);
-        const auto packets = listed.exit_code == 0 ? sum_queue_rule_packets(listed.output, used)
-                                                   : std::nullopt;
-        if (!packets) {
-            error = counter_error(argv, listed);
-            return std::nullopt;
-        }
-        return packets;
+        listings.push_back({"nft", "list", "chain", "inet", std::string(nft_table), "input"});
+    } else {
+        for (const bool ipv6 : {false, true})
+            listings.push_back({iptables_tool(ipv6), "-w", "-S", std::string(chain_name), "-v"});
     }
-    for (const bool ipv6 : {false, true}) {
-        const std::vector<std::string> argv = {iptables_tool(ipv6), "-w", "-S",
-                                               std::string(chain_name), "-v"};
+
+    std::uint64_t total = 0;
+    for (const std::vector<std::string>& argv : listings) {
         const CommandResult listed = run_command(argv);
         const auto packets = listed.exit_code == 0 ? sum_queue_rule_packets(listed.output, used)
                                                    : std::nullopt;

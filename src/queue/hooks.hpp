@@ -18,6 +18,9 @@ enum class HookBackend : std::uint8_t { automatic, iptables, nft };
 // queued in flow mode. One bit, so that other users of the mark keep the rest.
 inline constexpr std::uint32_t default_flow_mark = 0x00400000;
 
+// True when `mark` has exactly one bit set, as a flow mark must.
+bool valid_flow_mark(std::uint32_t mark) noexcept;
+
 // Which packets go to the queue: every packet, or only those that conntrack
 // does not place in a known connection (states NEW, UNTRACKED and INVALID).
 // In flow mode, ESTABLISHED and RELATED traffic stays in the kernel unless its
@@ -64,10 +67,10 @@ std::string nft_ruleset_text(const HookConfig& config);
 // rolled back).
 HookResult install_hooks(const HookConfig& config);
 
-// The packets that reached the queue rule (IPv4 and IPv6 together) since the
-// hooks were installed with `used`, read from the rule counters; nullopt and
-// `error` when they cannot be read. Together with the readers' own counts
-// this tells how many packets the kernel handled by the fail mode.
+// Read the packets that reached the queue rule (IPv4 and IPv6 together) since
+// the hooks were installed with `used`, from the rule counters. Returns
+// nullopt and sets `error` when they cannot be read. Less the readers' own
+// counts, this is the number of packets the fail mode decided.
 std::optional<std::uint64_t> read_queue_rule_packets(HookBackend used, std::string& error);
 
 // The packet counts of the queue rules in one listing: `iptables -S PORTWALL

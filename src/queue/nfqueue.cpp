@@ -666,8 +666,9 @@ bool QueueReader::run()
 void QueueReader::set_fail_open(bool fail_open) noexcept
 {
     impl_->fail_request.store(fail_open ? 1 : 0);
-    const std::uint64_t one = 1;
-    [[maybe_unused]] const ssize_t written = ::write(impl_->wake_fd, &one, sizeof one);
+    const std::uint64_t increment = 1;
+    [[maybe_unused]] const ssize_t written =
+        ::write(impl_->wake_fd, &increment, sizeof increment);
 }
 
 void QueueReader::stop() noexcept

@@ -6,10 +6,11 @@
 #    start. The error names the state file line and the delete command, and
 #    running that command lets the daemon start.
 #  - with --control-group staff, an unprivileged client (uid 65534) given the
-#    group with setpriv may block and list, which it can only do if the
-#    daemon reads the client's groups from the socket (uid 65534 is not in
-#    staff in the group database); the same client without the group is
-#    rejected with exit status 1 and an error naming its uid and groups.
+#    group with setpriv may block and list. Since uid 65534 is not in staff
+#    in the group database, this works only if the daemon reads the client's
+#    groups from the socket.
+#  - the same client without the group is rejected with exit status 1 and an
+#    error naming its uid and groups.
 #
 # Usage: control_access_test.sh PORTWALL_BINARY. Needs root; exits 77
 # (skipped) without. The socket and state directory live under a temporary

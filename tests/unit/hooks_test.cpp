@@ -64,7 +64,7 @@ TEST_CASE("iptables text for flow mode accepts unmarked established first")
     CHECK(contains(iptables_ruleset_text(config, true), "! --mark 0x10/0x10 -j ACCEPT\n"));
 }
 
-TEST_CASE("a flow mark of other than one bit is refused before any command runs")
+TEST_CASE("hooks reject a multi-bit flow mark")
 {
     HookConfig config;
     config.mode = QueueMode::flow;
